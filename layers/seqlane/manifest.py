@@ -1,0 +1,185 @@
+"""A sample's manifest: the DRAGEN fastq-list CSV and the JSON manifest, with a content hash that names its version.
+
+The same files (same keys, sizes and etags) and the same route always give the same bytes and the same version,
+whatever order the upload events came in; any change to a file's content gives a new version.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MANIFEST_SCHEMA = "seqlane.manifest/1"
+FASTQ_LIST_HEADER = ("RGID", "RGSM", "RGLB", "Lane", "Read1File", "Read2File")
+RESULT_FILE_NAME = "seqlane-result.json"
+_EXECUTION_NAME_MAX = 80  # Step Functions execution names: 1-80 characters of [A-Za-z0-9-_]
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True, slots=True)
+class FastqFile:
+    key: str
+    lane: int
+    read: int
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where and how a sample is analysed; the region is the one its data lives in."""
+
+    modality: str
+    dragen_version: str
+    reference_uri: str
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    run_id: str
+    sample_id: str
+    ingest_bucket: str
+    results_bucket: str
+    route: Route
+    files: tuple[FastqFile, ...] = field(default_factory=tuple)
+
+    # ---- identity
+    @property
+    def content_sha256(self) -> str:
+        identity = {
+            "run_id": self.run_id,
+            "sample_id": self.sample_id,
+            "ingest_bucket": self.ingest_bucket,
+            "route": asdict(self.route),
+            "files": [asdict(f) for f in self.sorted_files],
+        }
+        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def version(self) -> str:
+        return self.content_sha256[:16]
+
+    @property
+    def sorted_files(self) -> tuple[FastqFile, ...]:
+        return tuple(sorted(self.files, key=lambda f: (f.lane, f.read, f.key)))
+
+    @property
+    def execution_name(self) -> str:
+        """Deterministic and unique per sample version, so a repeated event cannot start a second execution."""
+        suffix = f"-{self.version}"
+        stem = _UNSAFE_NAME_CHARS.sub("_", f"{self.run_id}-{self.sample_id}")
+        return stem[: _EXECUTION_NAME_MAX - len(suffix)] + suffix
+
+    # ---- locations (all in the results bucket: the pipeline never writes to the ingest bucket)
+    @property
+    def prefix(self) -> str:
+        return f"manifests/{self.run_id}/{self.sample_id}/{self.version}/"
+
+    @property
+    def manifest_key(self) -> str:
+        return self.prefix + "manifest.json"
+
+    @property
+    def fastq_list_key(self) -> str:
+        return self.prefix + "fastq_list.csv"
+
+    @property
+    def manifest_uri(self) -> str:
+        return f"s3://{self.results_bucket}/{self.manifest_key}"
+
+    @property
+    def output_uri(self) -> str:
+        return f"s3://{self.results_bucket}/results/{self.run_id}/{self.sample_id}/{self.version}/"
+
+    @property
+    def result_uri(self) -> str:
+        return self.output_uri + RESULT_FILE_NAME
+
+    # ---- contents
+    def lanes(self) -> list[int]:
+        return sorted({f.lane for f in self.files})
+
+    def fastq_list_rows(self, uri_of=None) -> list[dict[str, str]]:
+        """One row per lane; `uri_of` maps a file to the path DRAGEN reads (S3 URI by default)."""
+        uri_of = uri_of or (lambda f: f"s3://{self.ingest_bucket}/{f.key}")
+        by_lane_read = {(f.lane, f.read): f for f in self.files}
+        rows = []
+        for lane in self.lanes():
+            read1, read2 = by_lane_read.get((lane, 1)), by_lane_read.get((lane, 2))
+            rows.append(
+                {
+                    "RGID": f"{self.run_id}.{self.sample_id}.{lane}",
+                    "RGSM": self.sample_id,
+                    "RGLB": self.sample_id,
+                    "Lane": str(lane),
+                    "Read1File": uri_of(read1) if read1 else "",
+                    "Read2File": uri_of(read2) if read2 else "",
+                }
+            )
+        return rows
+
+    def fastq_list_csv(self, uri_of=None) -> str:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=FASTQ_LIST_HEADER, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.fastq_list_rows(uri_of))
+        return buffer.getvalue()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": MANIFEST_SCHEMA,
+            "run_id": self.run_id,
+            "sample_id": self.sample_id,
+            "version": self.version,
+            "content_sha256": self.content_sha256,
+            "ingest_bucket": self.ingest_bucket,
+            "results_bucket": self.results_bucket,
+            "route": asdict(self.route),
+            "files": [{**asdict(f), "uri": f"s3://{self.ingest_bucket}/{f.key}"} for f in self.sorted_files],
+            "fastq_list": self.fastq_list_rows(),
+            "fastq_list_uri": f"s3://{self.results_bucket}/{self.fastq_list_key}",
+            "output_uri": self.output_uri,
+            "execution_name": self.execution_name,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        if data.get("schema") != MANIFEST_SCHEMA:
+            raise ValueError(f"not a seqlane manifest (schema {data.get('schema')!r}, expected {MANIFEST_SCHEMA!r})")
+        manifest = cls(
+            run_id=data["run_id"],
+            sample_id=data["sample_id"],
+            ingest_bucket=data["ingest_bucket"],
+            results_bucket=data["results_bucket"],
+            route=Route(**data["route"]),
+            files=tuple(
+                FastqFile(key=f["key"], lane=f["lane"], read=f["read"], size=f["size"], etag=f["etag"])
+                for f in data["files"]
+            ),
+        )
+        if manifest.content_sha256 != data.get("content_sha256"):
+            raise ValueError("manifest content does not match its content_sha256: it was altered after writing")
+        return manifest
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        return cls.from_dict(json.loads(text))
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket:
+        raise ValueError(f"{uri!r} has no bucket")
+    return bucket, key

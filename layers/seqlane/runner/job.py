@@ -1,0 +1,255 @@
+"""One job: stage a sample's inputs to local scratch, run the engine, upload its outputs and a result file.
+
+S3 is only read, except under the manifest's output_uri; nothing on S3 is ever deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from seqlane.manifest import Manifest
+from seqlane.runner.dragen import DragenEngine, Engine, EngineError, JobPaths, find_dragen
+from seqlane.runner.storage import ObjectUnavailable, S3Storage
+
+EXIT_USAGE = 2  # bad manifest, unsupported modality, no engine binary
+EXIT_WRONG_REGION = 3  # the manifest is pinned to another region
+EXIT_INPUT_CHANGED = 4  # an input is missing or no longer what the manifest describes
+RESULT_SCHEMA = "seqlane.result/1"
+_REGION_VARIABLES = ("SEQLANE_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
+_CHUNK = 8 * 1024 * 1024
+
+logger = logging.getLogger(__name__)
+
+
+class RunnerError(Exception):
+    """An expected failure: one line for the log and the runner's own exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def job_region(environ: Mapping[str, str]) -> str | None:
+    return next((environ[name] for name in _REGION_VARIABLES if environ.get(name)), None)
+
+
+def load_manifest(source: str, storage: S3Storage) -> Manifest:
+    """Read a manifest from an s3:// URI or a local file; from_json checks its content hash."""
+    try:
+        text = storage.read_text(source) if source.startswith("s3://") else Path(source).read_text()
+    except (ObjectUnavailable, OSError, ValueError) as err:
+        raise RunnerError(f"cannot read manifest {source}: {err}", EXIT_USAGE) from err
+    try:
+        return Manifest.from_json(text)
+    except (ValueError, KeyError, TypeError) as err:
+        raise RunnerError(f"invalid manifest {source}: {err}", EXIT_USAGE) from err
+
+
+def check_region(manifest: Manifest, region: str) -> None:
+    if manifest.route.region != region:
+        raise RunnerError(
+            f"manifest is pinned to region {manifest.route.region} but this job runs in {region}; "
+            "nothing was downloaded",
+            EXIT_WRONG_REGION,
+        )
+
+
+def job_dir(scratch: Path, manifest: Manifest) -> Path:
+    parts = (manifest.run_id, manifest.sample_id, manifest.version)
+    # These name a directory that is wiped, so none may climb out of scratch.
+    if any(part in ("", ".", "..") or "/" in part for part in parts):
+        raise RunnerError(f"run or sample id unusable as a directory name: {parts}", EXIT_USAGE)
+    return scratch.joinpath(*parts)
+
+
+def job_paths(manifest: Manifest, workdir: Path) -> JobPaths:
+    reference = manifest.route.reference_uri
+    if reference.startswith("s3://"):
+        ref_dir = workdir / "ref"
+    elif Path(reference).is_dir():
+        ref_dir = Path(reference)  # a local reference is used in place
+    else:
+        raise RunnerError(
+            f"reference {reference} is neither an s3:// prefix nor a local directory", EXIT_USAGE
+        )
+    return JobPaths(
+        ref_dir=ref_dir,
+        fastq_list=workdir / "fastq_list.csv",
+        output_dir=workdir / "output",
+        tmp_dir=workdir / "tmp",
+    )
+
+
+def stage(manifest: Manifest, storage: S3Storage, paths: JobPaths, fastq_dir: Path) -> None:
+    """Download the FASTQs (checking sizes) and an s3:// reference, then write the local fastq-list CSV."""
+    local: dict = {}
+    for fastq in manifest.sorted_files:
+        uri = f"s3://{manifest.ingest_bucket}/{fastq.key}"
+        path = fastq_dir / PurePosixPath(fastq.key).name
+        if path in local.values():
+            raise RunnerError(f"two FASTQs of the manifest are both named {path.name}", EXIT_USAGE)
+        size = _download(storage, uri, path)
+        if size != fastq.size:
+            raise RunnerError(
+                f"{uri} is {size} bytes but the manifest says {fastq.size}: it changed after the manifest "
+                "was written",
+                EXIT_INPUT_CHANGED,
+            )
+        local[fastq] = path
+    logger.info("staged %d FASTQs, %d bytes", len(local), sum(f.size for f in local))
+
+    reference = manifest.route.reference_uri
+    if reference.startswith("s3://"):
+        try:
+            ref_files = storage.download_prefix(reference, paths.ref_dir)
+        except ObjectUnavailable as err:
+            raise RunnerError(str(err), EXIT_INPUT_CHANGED) from err
+        if not ref_files:
+            raise RunnerError(f"reference {reference} holds no objects", EXIT_INPUT_CHANGED)
+        ref_bytes = sum(p.stat().st_size for p in ref_files)
+        logger.info("staged reference %s: %d files, %d bytes", reference, len(ref_files), ref_bytes)
+
+    paths.fastq_list.write_text(manifest.fastq_list_csv(uri_of=lambda f: str(local[f])))
+
+
+def _download(storage: S3Storage, uri: str, path: Path) -> int:
+    try:
+        return storage.download(uri, path)
+    except ObjectUnavailable as err:
+        raise RunnerError(str(err), EXIT_INPUT_CHANGED) from err
+
+
+def run_command(command: list[str]) -> tuple[int, datetime, datetime]:
+    """Run without a shell, output passed through; returns (exit code, start, end). Signal N gives 128 + N."""
+    logger.info("running: %s", " ".join(command))
+    started = datetime.now(UTC)
+    try:
+        proc = subprocess.Popen(command)
+    except OSError as err:
+        raise RunnerError(f"cannot start {command[0]}: {err}", EXIT_USAGE) from err
+    with proc:
+        # Batch stops a job with SIGTERM to the runner (PID 1, which ignores it by default): pass it on to
+        # the engine so it ends and its partial outputs still get uploaded.
+        previous = signal.signal(signal.SIGTERM, lambda signum, _frame: proc.send_signal(signum))
+        try:
+            code = proc.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    finished = datetime.now(UTC)
+    code = 128 - code if code < 0 else code
+    logger.info("%s exited with %d after %s", command[0], code, finished - started)
+    return code, started, finished
+
+
+def upload_outputs(output_dir: Path, output_uri: str, storage: S3Storage) -> list[dict]:
+    """Upload each file under output_dir to output_uri + its relative path; returns records sorted by path."""
+    outputs = []
+    for path in sorted(p for p in output_dir.rglob("*") if p.is_file()):
+        relative = path.relative_to(output_dir).as_posix()
+        size, sha256 = _size_and_sha256(path)
+        storage.upload(path, output_uri + relative)
+        outputs.append({"path": relative, "uri": output_uri + relative, "size": size, "sha256": sha256})
+    logger.info(
+        "uploaded %d outputs, %d bytes, to %s", len(outputs), sum(o["size"] for o in outputs), output_uri
+    )
+    return sorted(outputs, key=lambda o: o["path"])
+
+
+def _size_and_sha256(path: Path) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def result_document(
+    manifest: Manifest,
+    engine: Engine,
+    *,
+    command: list[str],
+    exit_code: int,
+    started: datetime,
+    finished: datetime,
+    outputs: list[dict],
+) -> dict:
+    return {
+        "schema": RESULT_SCHEMA,
+        "run_id": manifest.run_id,
+        "sample_id": manifest.sample_id,
+        "version": manifest.version,
+        "engine": engine.name,
+        "command": command,
+        "exit_code": exit_code,
+        "started_at": _iso(started),
+        "finished_at": _iso(finished),
+        "outputs": outputs,
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def run_job(
+    manifest_source: str,
+    *,
+    scratch: str | Path,
+    dragen: str | None = None,
+    keep_scratch: bool = False,
+    environ: Mapping[str, str] | None = None,
+    storage: S3Storage | None = None,
+) -> int:
+    """Run one job end to end and return the engine's exit code; expected failures raise RunnerError."""
+    environ = os.environ if environ is None else environ
+    region = job_region(environ)
+    if not region:
+        raise RunnerError(
+            f"cannot tell this job's region: set one of {', '.join(_REGION_VARIABLES)}", EXIT_USAGE
+        )
+    storage = storage or S3Storage(region)
+    manifest = load_manifest(manifest_source, storage)
+    check_region(manifest, region)
+    logger.info("job %s/%s version %s in %s", manifest.run_id, manifest.sample_id, manifest.version, region)
+
+    # Everything that can be refused is checked before the first byte is downloaded.
+    workdir = job_dir(Path(scratch), manifest)
+    paths = job_paths(manifest, workdir)
+    try:
+        engine = DragenEngine(find_dragen(dragen, environ))
+        command = engine.command(manifest, paths)
+    except EngineError as err:
+        raise RunnerError(str(err), EXIT_USAGE) from err
+
+    shutil.rmtree(workdir, ignore_errors=True)  # a previous attempt's files must not pass for this one's
+    try:
+        for directory in (workdir / "fastq", paths.output_dir, paths.tmp_dir):
+            directory.mkdir(parents=True)
+        stage(manifest, storage, paths, workdir / "fastq")
+        exit_code, started, finished = run_command(command)
+        outputs = upload_outputs(paths.output_dir, manifest.output_uri, storage)  # even on failure: diagnosis
+        result = result_document(
+            manifest,
+            engine,
+            command=command,
+            exit_code=exit_code,
+            started=started,
+            finished=finished,
+            outputs=outputs,
+        )
+        storage.put_json(manifest.result_uri, json.dumps(result, indent=2) + "\n")
+        logger.info("wrote %s", manifest.result_uri)
+    finally:
+        if not keep_scratch:  # scratch is the host's disk, reused by the next job on this instance
+            shutil.rmtree(workdir, ignore_errors=True)
+    return exit_code
