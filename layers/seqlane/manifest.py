@@ -96,7 +96,7 @@ class Manifest:
 
     @property
     def output_uri(self) -> str:
-        return f"s3://{self.results_bucket}/results/{self.run_id}/{self.sample_id}/{self.version}/"
+        return f"s3://{self.results_bucket}/{output_prefix(self.run_id, self.sample_id, self.version)}"
 
     @property
     def result_uri(self) -> str:
@@ -174,6 +174,11 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         return cls.from_dict(json.loads(text))
+
+
+def output_prefix(run_id: str, sample_id: str, version: str) -> str:
+    """Where a sample version's outputs and result file go in the results bucket."""
+    return f"results/{run_id}/{sample_id}/{version}/"
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

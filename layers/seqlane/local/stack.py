@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import boto3
 STAGING_BUCKET = "seqlane-local-staging"
 REFERENCE_BUCKET = "seqlane-local-references"
 STACK_NAME = "seqlane-local"
+_SUBSTITUTION_OUTPUT = "SeqlaneLocalSubstitution"
 
 
 @dataclass(frozen=True)
@@ -101,16 +103,31 @@ def _package(template: dict[str, Any], template_dir: Path, s3) -> dict[str, Any]
     return packaged
 
 
-def _definition_as_sub(props: dict[str, Any]) -> None:
-    """moto's CloudFormation ignores DefinitionSubstitutions; Fn::Sub with a map is what they mean."""
+def _defer_substitutions(logical_id: str, props: dict[str, Any], outputs: dict[str, Any]) -> str:
+    """moto's CloudFormation ignores DefinitionSubstitutions. Each value becomes a stack output, resolved by
+    CloudFormation like any other; `_substitute` applies them after creation, as Step Functions would."""
     definition = props.pop("DefinitionString", None)
-    substitutions = props.pop("DefinitionSubstitutions", {})
     if definition is None:
         definition = json.dumps(props.pop("Definition"))
     if isinstance(definition, dict) and "Fn::Join" in definition:
         separator, parts = definition["Fn::Join"]
         definition = separator.join(parts)
-    props["DefinitionString"] = {"Fn::Sub": [definition, substitutions]}
+    for name, value in props.pop("DefinitionSubstitutions", {}).items():
+        outputs[f"{_SUBSTITUTION_OUTPUT}{logical_id}{name}"] = {"Value": value}
+    props["DefinitionString"] = definition
+    return definition
+
+
+def _substitute(definition: str, logical_id: str, stack_outputs: dict[str, str]) -> str:
+    prefix = f"{_SUBSTITUTION_OUTPUT}{logical_id}"
+
+    def value_of(match: re.Match) -> str:
+        name = match.group(1)
+        if prefix + name not in stack_outputs:
+            raise KeyError(f"state machine {logical_id}: no DefinitionSubstitutions entry for ${{{name}}}")
+        return stack_outputs[prefix + name]
+
+    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", value_of, definition)
 
 
 def transform(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
@@ -132,12 +149,13 @@ def deploy(
     parameter_values = {**_local_network(region), **(parameters or {})}
 
     cfn_template = transform(_package(load_template(template_path), template_dir, s3), parameter_values)
-    mappings = {}
+    mappings, definitions = {}, {}
+    outputs = cfn_template.setdefault("Outputs", {})
     for logical_id, resource in list(cfn_template["Resources"].items()):
         if resource["Type"] == "AWS::Lambda::EventSourceMapping":
             mappings[logical_id] = cfn_template["Resources"].pop(logical_id)["Properties"]
         elif resource["Type"] == "AWS::StepFunctions::StateMachine":
-            _definition_as_sub(resource["Properties"])
+            definitions[logical_id] = _defer_substitutions(logical_id, resource["Properties"], outputs)
 
     cloudformation = boto3.client("cloudformation", region_name=region)
     cloudformation.create_stack(
@@ -154,29 +172,46 @@ def deploy(
         for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name)
         for r in page["StackResourceSummaries"]
     }
+    stack_outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     for logical_id, resource in cfn_template["Resources"].items():
         if resource["Type"] == "AWS::StepFunctions::StateMachine":
-            _expose_state_machine(resources[logical_id], region)
+            definition = _substitute(definitions[logical_id], logical_id, stack_outputs)
+            _expose_state_machine(resources[logical_id], definition, region)
+        elif resource["Type"] == "AWS::S3::Bucket":
+            _apply_bucket_notifications(s3, resources[logical_id], resource["Properties"])
     local = LocalStack(
         region=region,
         template_dir=template_dir,
         resources=resources,
-        outputs={o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
+        outputs={k: v for k, v in stack_outputs.items() if not k.startswith(_SUBSTITUTION_OUTPUT)},
     )
     _describe_functions(local, load_template(template_path), region)
     _describe_subscriptions(local, cfn_template, mappings, region)
     return local
 
 
-def _expose_state_machine(arn: str, region: str) -> None:
-    """moto's CloudFormation creates state machines in the backend that cannot execute them; copy it across."""
+def _expose_state_machine(arn: str, definition: str, region: str) -> None:
+    """moto's CloudFormation creates state machines in a backend that cannot execute them: create it (same name,
+    so the same ARN) where executions run, with its substituted definition."""
     from moto.stepfunctions.models import stepfunctions_backends
 
     account_id = arn.split(":")[4]
     created = stepfunctions_backends[account_id][region].describe_state_machine(arn)
     boto3.client("stepfunctions", region_name=region).create_state_machine(
-        name=created.name, definition=created.definition, roleArn=created.roleArn, type="STANDARD"
+        name=created.name, definition=definition, roleArn=created.roleArn, type="STANDARD"
     )
+
+
+def _apply_bucket_notifications(s3, bucket: str, props: dict[str, Any]) -> None:
+    """moto's CloudFormation does not apply a bucket's NotificationConfiguration; the API call does the same."""
+    notifications = props.get("NotificationConfiguration", {})
+    unsupported = set(notifications) - {"EventBridgeConfiguration"}
+    if unsupported:
+        raise NotImplementedError(f"local stack: bucket notifications {sorted(unsupported)} are not wired")
+    if notifications.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
 
 
 def _create_bucket(s3, name: str, region: str) -> None:
@@ -201,7 +236,11 @@ def _local_network(region: str) -> dict[str, str]:
             {
                 "Version": "2012-10-17",
                 "Statement": [
-                    {"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "batch.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
                 ],
             }
         ),

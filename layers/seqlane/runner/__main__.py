@@ -25,9 +25,7 @@ def _parser() -> argparse.ArgumentParser:
         help="local working directory (default: $SEQLANE_SCRATCH or /scratch)",
     )
     parser.add_argument("--dragen", help="DRAGEN binary (default: $DRAGEN_BIN, else dragen on PATH)")
-    parser.add_argument(
-        "--keep-scratch", action="store_true", help="keep the job's scratch directory (for debugging)"
-    )
+    parser.add_argument("--keep-scratch", action="store_true", help="keep the job's scratch directory (for debugging)")
     return parser
 
 
@@ -35,9 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        return run_job(
-            args.manifest, scratch=args.scratch, dragen=args.dragen, keep_scratch=args.keep_scratch
-        )
+        return run_job(args.manifest, scratch=args.scratch, dragen=args.dragen, keep_scratch=args.keep_scratch)
     except RunnerError as err:
         print(f"seqlane-runner: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -59,9 +59,7 @@ class DragenEngine:
         modality_args = _DRAGEN_MODALITY_ARGS.get(manifest.route.modality)
         if modality_args is None:
             supported = ", ".join(sorted(_DRAGEN_MODALITY_ARGS))
-            raise EngineError(
-                f"modality {manifest.route.modality!r} is not supported (supported: {supported})"
-            )
+            raise EngineError(f"modality {manifest.route.modality!r} is not supported (supported: {supported})")
         return [
             self.binary,
             "--ref-dir", str(paths.ref_dir),

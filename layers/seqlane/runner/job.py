@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -78,9 +79,7 @@ def job_paths(manifest: Manifest, workdir: Path) -> JobPaths:
     elif Path(reference).is_dir():
         ref_dir = Path(reference)  # a local reference is used in place
     else:
-        raise RunnerError(
-            f"reference {reference} is neither an s3:// prefix nor a local directory", EXIT_USAGE
-        )
+        raise RunnerError(f"reference {reference} is neither an s3:// prefix nor a local directory", EXIT_USAGE)
     return JobPaths(
         ref_dir=ref_dir,
         fastq_list=workdir / "fastq_list.csv",
@@ -100,8 +99,7 @@ def stage(manifest: Manifest, storage: S3Storage, paths: JobPaths, fastq_dir: Pa
         size = _download(storage, uri, path)
         if size != fastq.size:
             raise RunnerError(
-                f"{uri} is {size} bytes but the manifest says {fastq.size}: it changed after the manifest "
-                "was written",
+                f"{uri} is {size} bytes but the manifest says {fastq.size}: it changed after the manifest was written",
                 EXIT_INPUT_CHANGED,
             )
         local[fastq] = path
@@ -136,14 +134,17 @@ def run_command(command: list[str]) -> tuple[int, datetime, datetime]:
         proc = subprocess.Popen(command)
     except OSError as err:
         raise RunnerError(f"cannot start {command[0]}: {err}", EXIT_USAGE) from err
+    # Batch stops a job with SIGTERM to the runner (PID 1, which ignores it by default): pass it on to the
+    # engine so it ends and its partial outputs still get uploaded. Only the main thread may set handlers
+    # (the local Batch executor runs jobs on a worker thread, where there is no SIGTERM to pass on).
+    forward = threading.current_thread() is threading.main_thread()
     with proc:
-        # Batch stops a job with SIGTERM to the runner (PID 1, which ignores it by default): pass it on to
-        # the engine so it ends and its partial outputs still get uploaded.
-        previous = signal.signal(signal.SIGTERM, lambda signum, _frame: proc.send_signal(signum))
+        previous = signal.signal(signal.SIGTERM, lambda signum, _frame: proc.send_signal(signum)) if forward else None
         try:
             code = proc.wait()
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if forward:
+                signal.signal(signal.SIGTERM, previous)
     finished = datetime.now(UTC)
     code = 128 - code if code < 0 else code
     logger.info("%s exited with %d after %s", command[0], code, finished - started)
@@ -158,9 +159,7 @@ def upload_outputs(output_dir: Path, output_uri: str, storage: S3Storage) -> lis
         size, sha256 = _size_and_sha256(path)
         storage.upload(path, output_uri + relative)
         outputs.append({"path": relative, "uri": output_uri + relative, "size": size, "sha256": sha256})
-    logger.info(
-        "uploaded %d outputs, %d bytes, to %s", len(outputs), sum(o["size"] for o in outputs), output_uri
-    )
+    logger.info("uploaded %d outputs, %d bytes, to %s", len(outputs), sum(o["size"] for o in outputs), output_uri)
     return sorted(outputs, key=lambda o: o["path"])
 
 
@@ -214,9 +213,7 @@ def run_job(
     environ = os.environ if environ is None else environ
     region = job_region(environ)
     if not region:
-        raise RunnerError(
-            f"cannot tell this job's region: set one of {', '.join(_REGION_VARIABLES)}", EXIT_USAGE
-        )
+        raise RunnerError(f"cannot tell this job's region: set one of {', '.join(_REGION_VARIABLES)}", EXIT_USAGE)
     storage = storage or S3Storage(region)
     manifest = load_manifest(manifest_source, storage)
     check_region(manifest, region)

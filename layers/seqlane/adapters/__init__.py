@@ -1,0 +1,1 @@
+"""boto3 implementations of seqlane.ports, and the factories handlers use. The only layer that imports boto3."""

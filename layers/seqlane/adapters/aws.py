@@ -1,0 +1,63 @@
+"""S3, Step Functions and EventBridge adapters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+SEQLANE_EVENT_SOURCE = "seqlane"
+
+
+class S3ObjectStore:
+    def __init__(self, client=None) -> None:
+        self.client = client or boto3.client("s3")
+
+    def put_text(self, bucket: str, key: str, text: str, content_type: str) -> None:
+        self.client.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type)
+
+    def get_text(self, bucket: str, key: str) -> str:
+        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+
+
+class StepFunctionsOrchestrator:
+    def __init__(self, state_machine_arn: str, client=None) -> None:
+        self.state_machine_arn = state_machine_arn
+        self.client = client or boto3.client("stepfunctions")
+
+    def start_analysis(self, execution_name: str, execution_input: dict[str, Any]) -> bool:
+        try:
+            self.client.start_execution(
+                stateMachineArn=self.state_machine_arn,
+                name=execution_name,
+                input=json.dumps(execution_input, sort_keys=True),
+            )
+            return True
+        except ClientError as error:
+            # The name is derived from the manifest version: an existing one means this version already started.
+            if error.response["Error"]["Code"] == "ExecutionAlreadyExists":
+                return False
+            raise
+
+
+class EventBridgePublisher:
+    def __init__(self, event_bus_name: str, client=None) -> None:
+        self.event_bus_name = event_bus_name
+        self.client = client or boto3.client("events")
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        response = self.client.put_events(
+            Entries=[
+                {
+                    "EventBusName": self.event_bus_name,
+                    "Source": SEQLANE_EVENT_SOURCE,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail, sort_keys=True),
+                }
+            ]
+        )
+        if response.get("FailedEntryCount"):
+            failure = response["Entries"][0]
+            raise RuntimeError(f"{detail_type} not published: {failure.get('ErrorCode')} {failure.get('ErrorMessage')}")

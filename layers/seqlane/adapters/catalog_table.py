@@ -1,0 +1,251 @@
+"""The catalog in one DynamoDB table (pk/sk), one partition per run:
+
+RUN#<run> / RUN                              run completion (marker key, time)
+RUN#<run> / SAMPLE#<sample>                  status, one `fastq#L001#R1` attribute per file slot, manifest claim
+RUN#<run> / IGNORED#<key>                    a file seqlane does not use, and why
+RUN#<run> / OUTPUT#<sample>#<version>#<path> one output file of an analysis (URI, size, sha256)
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from seqlane.manifest import FastqFile
+from seqlane.ports import ClaimOutcome, JobOutput, SampleRecord, SampleStatus
+
+_SLOT_PREFIX = "fastq#"
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _values(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: _serializer.serialize(value) for name, value in values.items()}
+
+
+def _item(raw: dict[str, Any]) -> dict[str, Any]:
+    return {name: _deserializer.deserialize(value) for name, value in raw.items()}
+
+
+def _is_condition_failure(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def _slot(lane: int, read: int) -> str:
+    return f"{_SLOT_PREFIX}L{lane:03d}#R{read}"
+
+
+def _sample_from_item(item: dict[str, Any]) -> SampleRecord:
+    files = {}
+    for name, value in item.items():
+        if name.startswith(_SLOT_PREFIX):
+            fastq = FastqFile(
+                key=value["key"],
+                lane=int(value["lane"]),
+                read=int(value["read"]),
+                size=int(value["size"]),
+                etag=value["etag"],
+            )
+            files[(fastq.lane, fastq.read)] = fastq
+    return SampleRecord(
+        run_id=item["run_id"],
+        sample_id=item["sample_id"],
+        status=SampleStatus(item.get("status", SampleStatus.RECEIVING)),
+        files=files,
+        manifest_version=item.get("manifest_version"),
+    )
+
+
+class DynamoCatalog:
+    def __init__(self, table_name: str, client=None) -> None:
+        self.table_name = table_name
+        self.client = client or boto3.client("dynamodb")
+
+    @staticmethod
+    def _key(run_id: str, sort_key: str) -> dict[str, Any]:
+        return _values({"pk": f"RUN#{run_id}", "sk": sort_key})
+
+    # ---- ingest
+    def record_fastq(self, run_id: str, sample_id: str, fastq: FastqFile, ordering: str) -> SampleRecord:
+        file_value = {
+            "key": fastq.key,
+            "lane": fastq.lane,
+            "read": fastq.read,
+            "size": fastq.size,
+            "etag": fastq.etag,
+            "ordering": ordering,
+        }
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+                # A later S3 sequencer wins the slot; an older event arriving late changes nothing.
+                UpdateExpression=(
+                    "SET #slot = :file, run_id = :run, sample_id = :sample, updated_at = :now, "
+                    "#status = if_not_exists(#status, :receiving)"
+                ),
+                ConditionExpression="attribute_not_exists(#slot) OR #slot.ordering <= :ordering",
+                ExpressionAttributeNames={"#slot": _slot(fastq.lane, fastq.read), "#status": "status"},
+                ExpressionAttributeValues=_values(
+                    {
+                        ":file": file_value,
+                        ":run": run_id,
+                        ":sample": sample_id,
+                        ":now": _now(),
+                        ":receiving": SampleStatus.RECEIVING.value,
+                        ":ordering": ordering,
+                    }
+                ),
+                ReturnValues="ALL_NEW",
+            )
+            return _sample_from_item(_item(response["Attributes"]))
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+        return self._get_sample(run_id, sample_id)
+
+    def _get_sample(self, run_id: str, sample_id: str) -> SampleRecord:
+        response = self.client.get_item(
+            TableName=self.table_name, Key=self._key(run_id, f"SAMPLE#{sample_id}"), ConsistentRead=True
+        )
+        return _sample_from_item(_item(response["Item"]))
+
+    def record_ignored(self, run_id: str, key: str, reason: str) -> None:
+        self.client.put_item(
+            TableName=self.table_name,
+            Item=_values(
+                {
+                    "pk": f"RUN#{run_id}",
+                    "sk": f"IGNORED#{key}",
+                    "key": key,
+                    "reason": reason,
+                    "recorded_at": _now(),
+                }
+            ),
+        )
+
+    def mark_run_complete(self, run_id: str, marker_key: str) -> None:
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=self._key(run_id, "RUN"),
+            UpdateExpression="SET run_id = :run, complete = :true, "
+            "marker_key = if_not_exists(marker_key, :marker), completed_at = if_not_exists(completed_at, :now)",
+            ExpressionAttributeValues=_values({":run": run_id, ":true": True, ":marker": marker_key, ":now": _now()}),
+        )
+
+    def run_is_complete(self, run_id: str) -> bool:
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key=self._key(run_id, "RUN"),
+            ConsistentRead=True,
+            ProjectionExpression="complete",
+        )
+        return bool(_item(response.get("Item", {})).get("complete", False))
+
+    def samples_of_run(self, run_id: str) -> list[SampleRecord]:
+        paginator = self.client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :sample)",
+            ExpressionAttributeValues=_values({":pk": f"RUN#{run_id}", ":sample": "SAMPLE#"}),
+            ConsistentRead=True,
+        )
+        return [_sample_from_item(_item(raw)) for page in pages for raw in page["Items"]]
+
+    def claim_manifest(
+        self, run_id: str, sample_id: str, version: str, manifest_uri: str, execution_name: str
+    ) -> ClaimOutcome:
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+                UpdateExpression="SET manifest_version = :version, manifest_uri = :uri, execution_name = :name, "
+                "#status = :manifested, manifested_at = :now",
+                ConditionExpression="attribute_not_exists(manifest_version)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_values(
+                    {
+                        ":version": version,
+                        ":uri": manifest_uri,
+                        ":name": execution_name,
+                        ":manifested": SampleStatus.MANIFESTED.value,
+                        ":now": _now(),
+                    }
+                ),
+            )
+            return ClaimOutcome.CLAIMED
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+        current = self._get_sample(run_id, sample_id).manifest_version
+        return ClaimOutcome.CLAIMED if current == version else ClaimOutcome.OTHER_VERSION
+
+    # ---- catalog of outcomes
+    def record_outputs(self, run_id: str, sample_id: str, version: str, outputs: list[JobOutput]) -> None:
+        requests = [
+            {
+                "PutRequest": {
+                    "Item": _values(
+                        {
+                            "pk": f"RUN#{run_id}",
+                            "sk": f"OUTPUT#{sample_id}#{version}#{output.path}",
+                            "run_id": run_id,
+                            "sample_id": sample_id,
+                            "version": version,
+                            "path": output.path,
+                            "uri": output.uri,
+                            "size": output.size,
+                            "sha256": output.sha256,
+                        }
+                    )
+                }
+            }
+            for output in outputs
+        ]
+        for start in range(0, len(requests), 25):
+            self._batch_write(requests[start : start + 25])
+
+    def _batch_write(self, requests: list[dict[str, Any]], attempts: int = 8) -> None:
+        for attempt in range(attempts):
+            response = self.client.batch_write_item(RequestItems={self.table_name: requests})
+            requests = response.get("UnprocessedItems", {}).get(self.table_name, [])
+            if not requests:
+                return
+            time.sleep(min(0.05 * 2**attempt, 2))
+        raise RuntimeError(f"{len(requests)} catalog writes still unprocessed after {attempts} attempts")
+
+    def record_job_outcome(
+        self, run_id: str, sample_id: str, version: str, status: SampleStatus, details: dict[str, Any]
+    ) -> bool:
+        """False when the sample has moved on to another version (the outcome is then only logged)."""
+        assignments = ", ".join(f"#d_{name} = :d_{name}" for name in details)
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+                UpdateExpression=f"SET #status = :status, finished_at = :now{', ' if details else ''}{assignments}",
+                ConditionExpression="manifest_version = :version",
+                ExpressionAttributeNames={"#status": "status", **{f"#d_{name}": name for name in details}},
+                ExpressionAttributeValues=_values(
+                    {
+                        ":status": status.value,
+                        ":now": _now(),
+                        ":version": version,
+                        **{f":d_{name}": value for name, value in details.items()},
+                    }
+                ),
+            )
+            return True
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            return False

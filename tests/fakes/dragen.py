@@ -1,0 +1,47 @@
+"""A stand-in for the `dragen` executable: checks its arguments the way DRAGEN needs them and writes
+DRAGEN-named outputs. FAKE_DRAGEN_EXIT sets its exit code, so failing jobs can be tested."""
+
+import argparse
+import csv
+import os
+import sys
+from pathlib import Path
+
+parser = argparse.ArgumentParser()
+for name in (
+    "--ref-dir",
+    "--fastq-list",
+    "--fastq-list-sample-id",
+    "--output-directory",
+    "--output-file-prefix",
+    "--intermediate-results-dir",
+):
+    parser.add_argument(name, required=True)
+for name in (
+    "--enable-map-align",
+    "--enable-map-align-output",
+    "--enable-sort",
+    "--enable-duplicate-marking",
+    "--enable-variant-caller",
+):
+    parser.add_argument(name, required=True, choices=["true"])
+args = parser.parse_args()
+
+assert (Path(args.ref_dir) / "hash_table.cfg").is_file(), "no hash_table.cfg in --ref-dir"
+with open(args.fastq_list, newline="") as stream:
+    rows = list(csv.DictReader(stream))
+assert rows and all(row["RGSM"] == args.fastq_list_sample_id for row in rows)
+reads = b""
+for row in rows:
+    for column in ("Read1File", "Read2File"):
+        assert os.path.isfile(row[column]), f"{column} {row[column]!r} is not a local file"
+        reads += Path(row[column]).read_bytes()
+
+out, prefix = Path(args.output_directory), args.output_file_prefix
+(out / "qc").mkdir(parents=True, exist_ok=True)
+(out / f"{prefix}.bam").write_bytes(b"BAM\x01" + reads)
+(out / f"{prefix}.hard-filtered.vcf.gz").write_bytes(b"##fileformat=VCFv4.2\n")
+(out / f"{prefix}.mapping_metrics.csv").write_text(f"MAPPING/ALIGNING SUMMARY,,Total input reads,{len(reads)},100.00\n")
+(out / "qc" / f"{prefix}.wgs_coverage_metrics.csv").write_text("COVERAGE SUMMARY,,Average coverage,30.1\n")
+print("fake dragen: done", flush=True)
+sys.exit(int(os.environ.get("FAKE_DRAGEN_EXIT", "0")))

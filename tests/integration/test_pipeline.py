@@ -1,0 +1,90 @@
+"""One run from S3 upload to catalog rows and seqlane events, on the embedded AWS with the real template,
+handlers, ASL and job runner (DRAGEN replaced by tests/fakes/dragen.py)."""
+
+import gzip
+import json
+
+import pytest
+from seqlane.local.pipeline import LocalPipeline
+
+from tests.conftest import REGION, ROOT
+
+pytestmark = pytest.mark.integration
+RUN = "241121_A01234_0042_BHXXXXXXXX"
+
+
+def fastq(name: str, reads: int = 4) -> bytes:
+    records = "".join(f"@{name}:{i}\nACGTACGTAC\n+\nFFFFFFFFFF\n" for i in range(reads))
+    return gzip.compress(records.encode(), mtime=0)
+
+
+@pytest.fixture
+def pipeline(aws_credentials, fake_dragen, fake_dragen_exit, tmp_path):
+    with LocalPipeline(
+        ROOT / "template.yaml",
+        REGION,
+        scratch=tmp_path / "scratch",
+        job_environment={"DRAGEN_BIN": str(fake_dragen)},
+        reference_files={"hash_table.cfg": b"reference_version = hg38-v9-r3\n"},
+    ) as local:
+        yield local
+
+
+def upload_run(pipeline, samples=("NA12878", "NA24385"), lanes=(1, 2)):
+    for sample_number, sample in enumerate(samples, start=1):
+        for lane in lanes:
+            for read in (1, 2):
+                name = f"{sample}_S{sample_number}_L{lane:03d}_R{read}_001.fastq.gz"
+                pipeline.upload(f"{RUN}/{name}", fastq(name))
+    pipeline.upload(f"{RUN}/CopyComplete.txt", b"")
+
+
+def test_pipeline_runs_uploaded_samples_to_catalog_and_events(pipeline):
+    # Given a run of two samples with two lanes each, and its completion marker
+    upload_run(pipeline)
+
+    # When the pipeline has handled every event
+    pipeline.run_until_idle()
+
+    # Then each sample ran once, succeeded, and its outputs are cataloged with checksums
+    executions = pipeline.executions()
+    assert sorted(e["status"] for e in executions) == ["SUCCEEDED", "SUCCEEDED"]
+    for sample in ("NA12878", "NA24385"):
+        record = pipeline.sample(RUN, sample)
+        assert record["status"] == "SUCCEEDED"
+        outputs = [i for i in pipeline.catalog_items(RUN) if i["sk"].startswith(f"OUTPUT#{sample}#")]
+        assert {o["path"] for o in outputs} >= {f"{sample}.bam", f"{sample}.hard-filtered.vcf.gz"}
+        assert all(len(o["sha256"]) == 64 for o in outputs)
+        # And the manifest's fastq-list has one row per lane, with S3 URIs
+        manifest = json.loads(
+            pipeline.s3.get_object(Bucket=pipeline.results_bucket, Key=record["manifest_uri"].split("/", 3)[3])[
+                "Body"
+            ].read()
+        )
+        assert [row["Lane"] for row in manifest["fastq_list"]] == ["1", "2"]
+        assert manifest["fastq_list"][0]["Read1File"].startswith(f"s3://{pipeline.ingest_bucket}/{RUN}/")
+
+    # And one AnalysisSucceeded event per sample was published
+    events = pipeline.seqlane_events()
+    assert sorted((e["detail-type"], e["detail"]["sample_id"]) for e in events) == [
+        ("AnalysisSucceeded", "NA12878"),
+        ("AnalysisSucceeded", "NA24385"),
+    ]
+
+
+def test_pipeline_records_failed_job_and_publishes_analysis_failed(pipeline, fake_dragen_exit):
+    # Given DRAGEN exits non-zero for every job
+    fake_dragen_exit(7)
+
+    # When a one-sample run is uploaded and handled
+    upload_run(pipeline, samples=("NA12878",), lanes=(1,))
+    pipeline.run_until_idle()
+
+    # Then the execution failed, the sample is FAILED with the cause, and AnalysisFailed was published once
+    assert [e["status"] for e in pipeline.executions()] == ["FAILED"]
+    record = pipeline.sample(RUN, "NA12878")
+    assert record["status"] == "FAILED"
+    assert record["exit_code"] == 7
+    events = pipeline.seqlane_events()
+    assert [e["detail-type"] for e in events] == ["AnalysisFailed"]
+    assert events[0]["detail"]["error"] == "States.TaskFailed"

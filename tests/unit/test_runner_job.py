@@ -1,0 +1,361 @@
+"""The job runner end to end on moto S3, with a fake `dragen` that checks its arguments like DRAGEN would."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+from seqlane.manifest import RESULT_FILE_NAME, FastqFile, Manifest, Route
+from seqlane.runner import job
+from seqlane.runner.__main__ import main
+
+REGION = "eu-west-1"
+SAMPLE = "NA12878"
+FASTQS = {  # key -> (lane, read, content)
+    f"240101_RUN/{SAMPLE}_S1_L001_R1_001.fastq.gz": (1, 1, b"@r1/1\nACGT\n+\nIIII\n"),
+    f"240101_RUN/{SAMPLE}_S1_L001_R2_001.fastq.gz": (1, 2, b"@r1/2\nTTGCA\n+\nIIIII\n"),
+    f"240101_RUN/{SAMPLE}_S1_L002_R1_001.fastq.gz": (2, 1, b"@r2/1\nGG\n+\nII\n"),
+    f"240101_RUN/{SAMPLE}_S1_L002_R2_001.fastq.gz": (2, 2, b"@r2/2\nCCA\n+\nIII\n"),
+}
+REFERENCE = {  # key in the refs bucket -> content; hg38-alt/ shares the prefix text but is another reference
+    "hg38/hash_table.cfg": b"reference_name = hg38\n",
+    "hg38/anchored_rna/ref_index.bin": b"\x00\x01\x02",
+    "hg38-alt/hash_table.cfg": b"not this one\n",
+}
+EXPECTED_OUTPUTS = [
+    f"{SAMPLE}.bam",
+    f"{SAMPLE}.hard-filtered.vcf.gz",
+    f"{SAMPLE}.mapping_metrics.csv",
+    f"qc/{SAMPLE}.wgs_coverage_metrics.csv",
+]
+
+# Parses what DRAGEN would, fails (exit 1, traceback) on anything DRAGEN would refuse, and writes outputs
+# built from the staged FASTQs so the test can tell real inputs were read.
+FAKE_DRAGEN = """#!{python}
+import argparse, csv, os, sys
+from pathlib import Path
+
+parser = argparse.ArgumentParser()
+for name in ("--ref-dir", "--fastq-list", "--fastq-list-sample-id", "--output-directory",
+             "--output-file-prefix", "--intermediate-results-dir"):
+    parser.add_argument(name, required=True)
+for name in ("--enable-map-align", "--enable-map-align-output", "--enable-sort",
+             "--enable-duplicate-marking", "--enable-variant-caller"):
+    parser.add_argument(name, required=True, choices=["true"])
+args = parser.parse_args()
+
+assert (Path(args.ref_dir) / "hash_table.cfg").is_file(), "no hash_table.cfg in --ref-dir"
+assert Path(args.intermediate_results_dir).is_dir(), "no intermediate results dir"
+with open(args.fastq_list, newline="") as stream:
+    rows = list(csv.DictReader(stream))
+assert rows and all(row["RGSM"] == args.fastq_list_sample_id for row in rows)
+reads = b""
+for row in rows:
+    for column in ("Read1File", "Read2File"):
+        assert os.path.isfile(row[column]), f"{{column}} {{row[column]!r}} is not a local file"
+        reads += Path(row[column]).read_bytes()
+
+out, prefix = Path(args.output_directory), args.output_file_prefix
+(out / "qc").mkdir(parents=True, exist_ok=True)
+(out / f"{{prefix}}.bam").write_bytes(b"BAM\\x01" + reads)
+(out / f"{{prefix}}.hard-filtered.vcf.gz").write_bytes(b"##fileformat=VCFv4.2\\n")
+(out / f"{{prefix}}.mapping_metrics.csv").write_text(f"MAPPING/ALIGNING SUMMARY,,Lanes,{{len(rows)}}\\n")
+(out / "qc" / f"{{prefix}}.wgs_coverage_metrics.csv").write_text("COVERAGE SUMMARY,,Average coverage,30.1\\n")
+print("fake dragen: done", flush=True)
+sys.exit(int(os.environ.get("FAKE_DRAGEN_EXIT", "0")))
+"""
+
+
+@pytest.fixture
+def runner_s3(monkeypatch):
+    """Moto S3 with the ingest, results and refs buckets; the job runs in REGION."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "SEQLANE_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("SEQLANE_SCRATCH", raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        for bucket in ("ingest", "results", "refs"):
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        for key, body in REFERENCE.items():
+            s3.put_object(Bucket="refs", Key=key, Body=body)
+        yield s3
+
+
+@pytest.fixture
+def runner_dragen(tmp_path, monkeypatch) -> Path:
+    """The fake DRAGEN, found through DRAGEN_BIN as in the job definition."""
+    path = tmp_path / "bin" / "dragen"
+    path.parent.mkdir()
+    path.write_text(FAKE_DRAGEN.format(python=sys.executable))
+    path.chmod(0o755)
+    monkeypatch.setenv("DRAGEN_BIN", str(path))
+    monkeypatch.delenv("FAKE_DRAGEN_EXIT", raising=False)
+    return path
+
+
+def _put_sample(s3, *, region=REGION, modality="germline-wgs", reference_uri="s3://refs/hg38") -> Manifest:
+    """Upload the FASTQs, then the manifest describing them (as the pipeline does), into moto S3."""
+    files = []
+    for key, (lane, read, body) in FASTQS.items():
+        etag = s3.put_object(Bucket="ingest", Key=key, Body=body)["ETag"].strip('"')
+        files.append(FastqFile(key=key, lane=lane, read=read, size=len(body), etag=etag))
+    manifest = Manifest(
+        run_id="240101_RUN",
+        sample_id=SAMPLE,
+        ingest_bucket="ingest",
+        results_bucket="results",
+        route=Route(modality=modality, dragen_version="4.3.6", reference_uri=reference_uri, region=region),
+        files=tuple(files),
+    )
+    s3.put_object(Bucket="results", Key=manifest.manifest_key, Body=manifest.to_json())
+    return manifest
+
+
+def _run(manifest_source: str, scratch: Path, *extra: str) -> int:
+    return main(["--manifest", manifest_source, "--scratch", str(scratch), *extra])
+
+
+def _result(s3, manifest: Manifest) -> dict:
+    key = manifest.result_uri.removeprefix("s3://results/")
+    return json.loads(s3.get_object(Bucket="results", Key=key)["Body"].read())
+
+
+def _keys(s3, bucket: str, prefix: str = "") -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+
+def test_runner_uploads_outputs_and_result_file(runner_s3, runner_dragen, tmp_path, monkeypatch, capfd):
+    # Given a sample on S3 and hashing in tiny chunks, so multi-chunk reads are exercised
+    manifest = _put_sample(runner_s3)
+    monkeypatch.setattr(job, "_CHUNK", 5)
+
+    # When the runner runs it
+    exit_code = _run(manifest.manifest_uri, tmp_path / "scratch")
+
+    # Then DRAGEN succeeded, its output passed through, and every output is on S3 with its true hash
+    assert exit_code == 0
+    assert "fake dragen: done" in capfd.readouterr().out
+    result = _result(runner_s3, manifest)
+    assert [o["path"] for o in result["outputs"]] == EXPECTED_OUTPUTS
+    for output in result["outputs"]:
+        assert output["uri"] == manifest.output_uri + output["path"]
+        body = runner_s3.get_object(Bucket="results", Key=output["uri"].removeprefix("s3://results/"))["Body"]
+        content = body.read()
+        assert output["size"] == len(content)
+        assert output["sha256"] == hashlib.sha256(content).hexdigest()
+    # and the BAM was built from the staged FASTQs, in fastq-list order
+    bam = runner_s3.get_object(
+        Bucket="results", Key=manifest.output_uri.removeprefix("s3://results/") + f"{SAMPLE}.bam"
+    )
+    assert bam["Body"].read() == b"BAM\x01" + b"".join(body for _, _, body in FASTQS.values())
+    # and the result file describes the run
+    assert result["schema"] == "seqlane.result/1"
+    assert (result["run_id"], result["sample_id"], result["version"]) == (
+        "240101_RUN",
+        SAMPLE,
+        manifest.version,
+    )
+    assert result["engine"] == "dragen"
+    assert result["exit_code"] == 0
+    assert result["command"][0] == str(runner_dragen)
+    assert result["command"][result["command"].index("--output-file-prefix") + 1] == SAMPLE
+    assert result["started_at"].endswith("Z")
+    assert result["started_at"] <= result["finished_at"]
+    assert RESULT_FILE_NAME not in [o["path"] for o in result["outputs"]]
+    # and nothing was written outside output_uri, and local scratch was cleaned up
+    output_prefix = manifest.output_uri.removeprefix("s3://results/")
+    assert sorted(_keys(runner_s3, "results", "results/")) == sorted(
+        [output_prefix + p for p in EXPECTED_OUTPUTS] + [output_prefix + RESULT_FILE_NAME]
+    )
+    assert not (tmp_path / "scratch" / manifest.run_id / SAMPLE / manifest.version).exists()
+
+
+def test_runner_propagates_dragen_failure_and_still_uploads(runner_s3, runner_dragen, tmp_path, monkeypatch):
+    # Given DRAGEN will fail with exit code 7 after writing some outputs
+    manifest = _put_sample(runner_s3)
+    monkeypatch.setenv("FAKE_DRAGEN_EXIT", "7")
+
+    # When the runner runs it
+    exit_code = _run(manifest.manifest_uri, tmp_path / "scratch")
+
+    # Then the runner exits with DRAGEN's code, and the outputs and result file are still uploaded
+    assert exit_code == 7
+    result = _result(runner_s3, manifest)
+    assert result["exit_code"] == 7
+    assert [o["path"] for o in result["outputs"]] == EXPECTED_OUTPUTS
+
+
+def test_runner_region_mismatch_exits_3_without_downloading(runner_s3, runner_dragen, tmp_path, capsys):
+    # Given a manifest pinned to another region than the job's
+    manifest = _put_sample(runner_s3, region="us-east-1")
+    scratch = tmp_path / "scratch"
+
+    # When the runner runs it
+    exit_code = _run(manifest.manifest_uri, scratch)
+
+    # Then it stops with code 3 and one line naming both regions, having downloaded and written nothing
+    assert exit_code == 3
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "us-east-1" in error
+    assert REGION in error
+    assert not scratch.exists()
+    assert _keys(runner_s3, "results", "results/") == []
+
+
+def test_runner_size_mismatch_exits_4(runner_s3, runner_dragen, tmp_path, capsys):
+    # Given a FASTQ overwritten with other content after its manifest was written
+    manifest = _put_sample(runner_s3)
+    changed = next(iter(FASTQS))
+    runner_s3.put_object(Bucket="ingest", Key=changed, Body=b"@longer\nACGTACGT\n+\nIIIIIIII\n")
+
+    # When the runner runs it
+    exit_code = _run(manifest.manifest_uri, tmp_path / "scratch")
+
+    # Then it stops with code 4 before running DRAGEN, naming the object
+    assert exit_code == 4
+    error = capsys.readouterr().err
+    assert changed in error
+    assert "changed after the manifest" in error
+    assert _keys(runner_s3, "results", "results/") == []
+
+
+def test_runner_missing_fastq_exits_4(runner_s3, runner_dragen, tmp_path, capsys):
+    # Given a FASTQ of the manifest that is no longer on S3
+    manifest = _put_sample(runner_s3)
+    missing = list(FASTQS)[-1]
+    runner_s3.delete_object(Bucket="ingest", Key=missing)
+
+    # When the runner runs it
+    exit_code = _run(manifest.manifest_uri, tmp_path / "scratch")
+
+    # Then it stops with code 4, naming the object
+    assert exit_code == 4
+    assert missing in capsys.readouterr().err
+
+
+def test_runner_missing_dragen_exits_2(runner_s3, tmp_path, monkeypatch, capsys):
+    # Given no DRAGEN_BIN and no dragen on PATH
+    manifest = _put_sample(runner_s3)
+    monkeypatch.delenv("DRAGEN_BIN", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    scratch = tmp_path / "scratch"
+
+    # When the runner runs it
+    exit_code = _run(manifest.manifest_uri, scratch)
+
+    # Then it stops with code 2 and a clear line, before downloading anything
+    assert exit_code == 2
+    assert "DRAGEN binary not found" in capsys.readouterr().err
+    assert not scratch.exists()
+
+
+def test_runner_unsupported_modality_exits_2(runner_s3, runner_dragen, tmp_path, capsys):
+    # Given a manifest routed to a modality the runner cannot run yet
+    manifest = _put_sample(runner_s3, modality="rna-seq")
+
+    # When the runner runs it
+    exit_code = _run(manifest.manifest_uri, tmp_path / "scratch")
+
+    # Then it stops with code 2, naming the modality, before downloading anything
+    assert exit_code == 2
+    assert "'rna-seq' is not supported" in capsys.readouterr().err
+    assert not (tmp_path / "scratch").exists()
+
+
+def test_runner_altered_manifest_exits_2(runner_s3, runner_dragen, tmp_path, capsys):
+    # Given a manifest edited after it was written (a size changed, its content hash not)
+    manifest = _put_sample(runner_s3)
+    data = json.loads(manifest.to_json())
+    data["files"][0]["size"] += 1
+    runner_s3.put_object(Bucket="results", Key=manifest.manifest_key, Body=json.dumps(data))
+
+    # When the runner runs it
+    exit_code = _run(manifest.manifest_uri, tmp_path / "scratch")
+
+    # Then it refuses it with code 2 and one line, no traceback
+    assert exit_code == 2
+    error = capsys.readouterr().err
+    assert "altered" in error
+    assert "Traceback" not in error
+
+
+def test_runner_missing_manifest_exits_2(runner_s3, runner_dragen, tmp_path, capsys):
+    # Given a manifest URI with nothing behind it
+    uri = "s3://results/manifests/nope/manifest.json"
+
+    # When the runner runs it
+    exit_code = _run(uri, tmp_path / "scratch")
+
+    # Then it stops with code 2, naming the URI
+    assert exit_code == 2
+    assert uri in capsys.readouterr().err
+
+
+def test_runner_stages_reference_prefix_with_relative_paths(runner_s3, runner_dragen, tmp_path):
+    # Given a reference prefix with a nested file, next to another reference sharing its name's start
+    manifest = _put_sample(runner_s3, reference_uri="s3://refs/hg38")
+    scratch = tmp_path / "scratch"
+
+    # When the runner runs it, keeping scratch
+    assert _run(manifest.manifest_uri, scratch, "--keep-scratch") == 0
+
+    # Then the reference was staged under ref/ with its relative paths, and nothing of hg38-alt
+    workdir = scratch / manifest.run_id / manifest.sample_id / manifest.version
+    staged = sorted(p.relative_to(workdir / "ref").as_posix() for p in (workdir / "ref").rglob("*") if p.is_file())
+    assert staged == ["anchored_rna/ref_index.bin", "hash_table.cfg"]
+    assert (workdir / "ref" / "anchored_rna" / "ref_index.bin").read_bytes() == REFERENCE[
+        "hg38/anchored_rna/ref_index.bin"
+    ]
+    # and the fastq list points at the local FASTQs
+    csv_text = (workdir / "fastq_list.csv").read_text()
+    assert csv_text == manifest.fastq_list_csv(uri_of=lambda f: str(workdir / "fastq" / Path(f.key).name))
+
+
+def test_runner_uses_local_manifest_and_reference_in_place(runner_s3, runner_dragen, tmp_path):
+    # Given a local reference directory and the manifest as a local file
+    reference = tmp_path / "hg38"
+    reference.mkdir()
+    (reference / "hash_table.cfg").write_text("reference_name = hg38\n")
+    manifest = _put_sample(runner_s3, reference_uri=str(reference))
+    manifest_file = tmp_path / "manifest.json"
+    manifest_file.write_text(manifest.to_json())
+    scratch = tmp_path / "scratch"
+
+    # When the runner runs it, keeping scratch
+    exit_code = _run(str(manifest_file), scratch, "--keep-scratch")
+
+    # Then DRAGEN read the reference where it is: nothing was copied to ref/
+    assert exit_code == 0
+    result = _result(runner_s3, manifest)
+    assert result["command"][result["command"].index("--ref-dir") + 1] == str(reference)
+    assert not (scratch / manifest.run_id / manifest.sample_id / manifest.version / "ref").exists()
+
+
+def test_run_command_forwards_sigterm_to_engine():
+    # Given an engine that makes Batch's stop signal (SIGTERM to the runner) arrive while it runs
+    command = [
+        sys.executable,
+        "-c",
+        "import os, signal, time; os.kill(os.getppid(), signal.SIGTERM); time.sleep(30)",
+    ]
+
+    # When the runner runs it
+    exit_code, started, finished = job.run_command(command)
+
+    # Then the signal reached the engine, which stopped at once, reported as 128 + SIGTERM
+    assert exit_code == 128 + signal.SIGTERM
+    assert (finished - started).total_seconds() < 10
