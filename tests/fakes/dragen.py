@@ -1,10 +1,11 @@
 """A stand-in for the `dragen` executable: checks its arguments the way DRAGEN needs them and writes
-DRAGEN-named outputs. FAKE_DRAGEN_EXIT sets its exit code, so failing jobs can be tested."""
+DRAGEN-named outputs. FAKE_DRAGEN_EXIT sets its exit code (to test failing jobs), FAKE_DRAGEN_SECONDS its duration."""
 
 import argparse
 import csv
 import os
 import sys
+import time
 from pathlib import Path
 
 parser = argparse.ArgumentParser()
@@ -43,5 +44,6 @@ out, prefix = Path(args.output_directory), args.output_file_prefix
 (out / f"{prefix}.hard-filtered.vcf.gz").write_bytes(b"##fileformat=VCFv4.2\n")
 (out / f"{prefix}.mapping_metrics.csv").write_text(f"MAPPING/ALIGNING SUMMARY,,Total input reads,{len(reads)},100.00\n")
 (out / "qc" / f"{prefix}.wgs_coverage_metrics.csv").write_text("COVERAGE SUMMARY,,Average coverage,30.1\n")
+time.sleep(float(os.environ.get("FAKE_DRAGEN_SECONDS", "0")))  # a longer job must not cost more transitions
 print("fake dragen: done", flush=True)
 sys.exit(int(os.environ.get("FAKE_DRAGEN_EXIT", "0")))

@@ -5,8 +5,8 @@ import gzip
 import json
 
 import pytest
-from seqlane.local.pipeline import LocalPipeline
 
+from seqlane.local.pipeline import LocalPipeline
 from tests.conftest import REGION, ROOT
 
 pytestmark = pytest.mark.integration
