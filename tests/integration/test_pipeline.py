@@ -88,3 +88,19 @@ def test_pipeline_records_failed_job_and_publishes_analysis_failed(pipeline, fak
     events = pipeline.seqlane_events()
     assert [e["detail-type"] for e in events] == ["AnalysisFailed"]
     assert events[0]["detail"]["error"] == "States.TaskFailed"
+
+
+def test_pipeline_starts_one_execution_when_uploads_repeat_and_reorder(pipeline):
+    # Given the marker first, then every FASTQ uploaded twice in reverse order (as a retrying uploader would)
+    pipeline.upload(f"{RUN}/CopyComplete.txt", b"")
+    names = [f"NA12878_S1_L00{lane}_R{read}_001.fastq.gz" for lane in (1, 2) for read in (1, 2)]
+    for name in reversed(names * 2):
+        pipeline.upload(f"{RUN}/{name}", fastq(name))
+    pipeline.upload(f"{RUN}/CopyComplete.txt", b"")
+
+    # When every event has been handled
+    pipeline.run_until_idle()
+
+    # Then exactly one execution ran, and one AnalysisSucceeded was published
+    assert [e["status"] for e in pipeline.executions()] == ["SUCCEEDED"]
+    assert [e["detail-type"] for e in pipeline.seqlane_events()] == ["AnalysisSucceeded"]
