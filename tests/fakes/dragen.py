@@ -29,6 +29,7 @@ for name in (
 args = parser.parse_args()
 
 assert (Path(args.ref_dir) / "hash_table.cfg").is_file(), "no hash_table.cfg in --ref-dir"
+assert Path(args.intermediate_results_dir).is_dir(), "no intermediate results dir"
 with open(args.fastq_list, newline="") as stream:
     rows = list(csv.DictReader(stream))
 assert rows and all(row["RGSM"] == args.fastq_list_sample_id for row in rows)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from seqlane.manifest import FastqFile, Manifest, Route
 from seqlane.runner.dragen import DragenEngine, EngineError, JobPaths, find_dragen
 

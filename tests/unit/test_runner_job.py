@@ -11,6 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
+
 from seqlane.manifest import RESULT_FILE_NAME, FastqFile, Manifest, Route
 from seqlane.runner import job
 from seqlane.runner.__main__ import main
@@ -34,42 +35,6 @@ EXPECTED_OUTPUTS = [
     f"{SAMPLE}.mapping_metrics.csv",
     f"qc/{SAMPLE}.wgs_coverage_metrics.csv",
 ]
-
-# Parses what DRAGEN would, fails (exit 1, traceback) on anything DRAGEN would refuse, and writes outputs
-# built from the staged FASTQs so the test can tell real inputs were read.
-FAKE_DRAGEN = """#!{python}
-import argparse, csv, os, sys
-from pathlib import Path
-
-parser = argparse.ArgumentParser()
-for name in ("--ref-dir", "--fastq-list", "--fastq-list-sample-id", "--output-directory",
-             "--output-file-prefix", "--intermediate-results-dir"):
-    parser.add_argument(name, required=True)
-for name in ("--enable-map-align", "--enable-map-align-output", "--enable-sort",
-             "--enable-duplicate-marking", "--enable-variant-caller"):
-    parser.add_argument(name, required=True, choices=["true"])
-args = parser.parse_args()
-
-assert (Path(args.ref_dir) / "hash_table.cfg").is_file(), "no hash_table.cfg in --ref-dir"
-assert Path(args.intermediate_results_dir).is_dir(), "no intermediate results dir"
-with open(args.fastq_list, newline="") as stream:
-    rows = list(csv.DictReader(stream))
-assert rows and all(row["RGSM"] == args.fastq_list_sample_id for row in rows)
-reads = b""
-for row in rows:
-    for column in ("Read1File", "Read2File"):
-        assert os.path.isfile(row[column]), f"{{column}} {{row[column]!r}} is not a local file"
-        reads += Path(row[column]).read_bytes()
-
-out, prefix = Path(args.output_directory), args.output_file_prefix
-(out / "qc").mkdir(parents=True, exist_ok=True)
-(out / f"{{prefix}}.bam").write_bytes(b"BAM\\x01" + reads)
-(out / f"{{prefix}}.hard-filtered.vcf.gz").write_bytes(b"##fileformat=VCFv4.2\\n")
-(out / f"{{prefix}}.mapping_metrics.csv").write_text(f"MAPPING/ALIGNING SUMMARY,,Lanes,{{len(rows)}}\\n")
-(out / "qc" / f"{{prefix}}.wgs_coverage_metrics.csv").write_text("COVERAGE SUMMARY,,Average coverage,30.1\\n")
-print("fake dragen: done", flush=True)
-sys.exit(int(os.environ.get("FAKE_DRAGEN_EXIT", "0")))
-"""
 
 
 @pytest.fixture
@@ -95,12 +60,9 @@ def runner_s3(monkeypatch):
 
 
 @pytest.fixture
-def runner_dragen(tmp_path, monkeypatch) -> Path:
-    """The fake DRAGEN, found through DRAGEN_BIN as in the job definition."""
-    path = tmp_path / "bin" / "dragen"
-    path.parent.mkdir()
-    path.write_text(FAKE_DRAGEN.format(python=sys.executable))
-    path.chmod(0o755)
+def runner_dragen(fake_dragen, monkeypatch) -> Path:
+    """The fake DRAGEN (tests/fakes/dragen.py), found through DRAGEN_BIN as in the job definition."""
+    path = fake_dragen
     monkeypatch.setenv("DRAGEN_BIN", str(path))
     monkeypatch.delenv("FAKE_DRAGEN_EXIT", raising=False)
     return path
