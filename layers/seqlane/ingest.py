@@ -7,6 +7,7 @@ write, manifests are written at version-named keys, and executions are named aft
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -81,6 +82,19 @@ class IngestService:
         return self._advance(sample, upload.key)
 
     def _close_run(self, run_id: str, marker_key: str) -> Outcome:
+        # The marker is written after the run's files, but its event may be handled first: the run folder's
+        # listing (once per run, strongly consistent) says which reads each sample must still wait for.
+        expected: dict[str, set[tuple[int, int]]] = defaultdict(set)
+        for key in self.store.list_keys(self.ingest_bucket, f"{run_id}/"):
+            try:
+                name = parse_fastq_name(split_run_key(key).file_name)
+            except UnrecognisedKey:
+                continue
+            expected[name.sample_id].add((name.lane, name.read))
+        for sample_id, slots in expected.items():
+            self.catalog.expect_reads(run_id, sample_id, slots)
+        # Expectations first, completion second, then a fresh read: a file recorded concurrently is seen either
+        # here or by its own handler (which then finds the run complete).
         self.catalog.mark_run_complete(run_id, marker_key)
         started = []
         for sample in self.catalog.samples_of_run(run_id):
@@ -122,7 +136,7 @@ class IngestService:
 
         self.store.put_text(self.results_bucket, manifest.fastq_list_key, manifest.fastq_list_csv(), "text/csv")
         self.store.put_text(self.results_bucket, manifest.manifest_key, manifest.to_json(), "application/json")
-        started = self.orchestrator.start_analysis(
+        self.orchestrator.start_analysis(
             manifest.execution_name,
             {
                 "run_id": manifest.run_id,
@@ -132,14 +146,17 @@ class IngestService:
                 "route": manifest.to_dict()["route"],
             },
         )
-        disposition = Disposition.STARTED if started else Disposition.ALREADY_STARTED
+        # Starting is idempotent (same name and input), so a redelivered event may start "again": the catalog
+        # decides which invocation reports the start.
+        first = self.catalog.mark_execution_started(sample.run_id, sample.sample_id, manifest.version)
         logger.info(
-            "analysis started" if started else "analysis already started",
+            "analysis started" if first else "analysis already started",
             run_id=manifest.run_id,
             sample_id=manifest.sample_id,
             version=manifest.version,
             execution_name=manifest.execution_name,
         )
+        disposition = Disposition.STARTED if first else Disposition.ALREADY_STARTED
         return Outcome(disposition, key, sample.run_id, sample.sample_id, manifest.version, (manifest.execution_name,))
 
     def _ignore(self, run_id: str | None, key: str, reason: str) -> Outcome:

@@ -18,6 +18,10 @@ class S3ObjectStore:
     def put_text(self, bucket: str, key: str, text: str, content_type: str) -> None:
         self.client.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type)
 
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
     def get_text(self, bucket: str, key: str) -> str:
         return self.client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
 

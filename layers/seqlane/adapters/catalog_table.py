@@ -44,6 +44,11 @@ def _slot(lane: int, read: int) -> str:
     return f"{_SLOT_PREFIX}L{lane:03d}#R{read}"
 
 
+def _parse_slot(slot: str) -> tuple[int, int]:
+    lane, read = slot[len(_SLOT_PREFIX) :].split("#")
+    return int(lane[1:]), int(read[1:])
+
+
 def _sample_from_item(item: dict[str, Any]) -> SampleRecord:
     files = {}
     for name, value in item.items():
@@ -62,6 +67,7 @@ def _sample_from_item(item: dict[str, Any]) -> SampleRecord:
         status=SampleStatus(item.get("status", SampleStatus.RECEIVING)),
         files=files,
         manifest_version=item.get("manifest_version"),
+        expected=frozenset(_parse_slot(slot) for slot in item.get("expected_slots", ())),
     )
 
 
@@ -142,6 +148,25 @@ class DynamoCatalog:
             ExpressionAttributeValues=_values({":run": run_id, ":true": True, ":marker": marker_key, ":now": _now()}),
         )
 
+    def expect_reads(self, run_id: str, sample_id: str, slots: set[tuple[int, int]]) -> SampleRecord:
+        response = self.client.update_item(
+            TableName=self.table_name,
+            Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+            UpdateExpression="SET run_id = :run, sample_id = :sample, #status = if_not_exists(#status, :receiving) "
+            "ADD expected_slots :slots",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=_values(
+                {
+                    ":run": run_id,
+                    ":sample": sample_id,
+                    ":receiving": SampleStatus.RECEIVING.value,
+                    ":slots": {_slot(lane, read) for lane, read in slots},
+                }
+            ),
+            ReturnValues="ALL_NEW",
+        )
+        return _sample_from_item(_item(response["Attributes"]))
+
     def run_is_complete(self, run_id: str) -> bool:
         response = self.client.get_item(
             TableName=self.table_name,
@@ -188,6 +213,21 @@ class DynamoCatalog:
                 raise
         current = self._get_sample(run_id, sample_id).manifest_version
         return ClaimOutcome.CLAIMED if current == version else ClaimOutcome.OTHER_VERSION
+
+    def mark_execution_started(self, run_id: str, sample_id: str, version: str) -> bool:
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+                UpdateExpression="SET execution_started_at = :now",
+                ConditionExpression="manifest_version = :version AND attribute_not_exists(execution_started_at)",
+                ExpressionAttributeValues=_values({":version": version, ":now": _now()}),
+            )
+            return True
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            return False
 
     # ---- catalog of outcomes
     def record_outputs(self, run_id: str, sample_id: str, version: str, outputs: list[JobOutput]) -> None:
