@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seqlane.manifest import Manifest
-from seqlane.runner.dragen import GERMLINE_WGS, EngineError, JobPaths
+from seqlane.runner.dragen import GERMLINE_WGS, EngineError, JobPaths, job_arguments
 
 EXIT_TOOL_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -45,15 +45,7 @@ class CpuEngine:
         if manifest.route.modality not in _SUPPORTED_MODALITIES:
             supported = ", ".join(_SUPPORTED_MODALITIES)
             raise EngineError(f"modality {manifest.route.modality!r} is not supported (supported: {supported})")
-        return [
-            self.python, "-m", "seqlane.runner.cpu",
-            "--ref-dir", str(paths.ref_dir),
-            "--fastq-list", str(paths.fastq_list),
-            "--fastq-list-sample-id", manifest.sample_id,
-            "--output-directory", str(paths.output_dir),
-            "--output-file-prefix", manifest.sample_id,
-            "--intermediate-results-dir", str(paths.tmp_dir),
-        ]  # fmt: skip
+        return [self.python, "-m", "seqlane.runner.cpu", *job_arguments(manifest, paths)]
 
 
 class BadInput(Exception):

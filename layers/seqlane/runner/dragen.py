@@ -60,16 +60,19 @@ class DragenEngine:
         if modality_args is None:
             supported = ", ".join(sorted(_DRAGEN_MODALITY_ARGS))
             raise EngineError(f"modality {manifest.route.modality!r} is not supported (supported: {supported})")
-        return [
-            self.binary,
-            "--ref-dir", str(paths.ref_dir),
-            "--fastq-list", str(paths.fastq_list),
-            "--fastq-list-sample-id", manifest.sample_id,
-            "--output-directory", str(paths.output_dir),
-            "--output-file-prefix", manifest.sample_id,
-            "--intermediate-results-dir", str(paths.tmp_dir),
-            *modality_args,
-        ]  # fmt: skip
+        return [self.binary, *job_arguments(manifest, paths), *modality_args]
+
+
+def job_arguments(manifest: Manifest, paths: JobPaths) -> list[str]:
+    """Inputs and outputs in DRAGEN's own options, which every engine takes, so outputs land in one layout."""
+    return [
+        "--ref-dir", str(paths.ref_dir),
+        "--fastq-list", str(paths.fastq_list),
+        "--fastq-list-sample-id", manifest.sample_id,
+        "--output-directory", str(paths.output_dir),
+        "--output-file-prefix", manifest.sample_id,
+        "--intermediate-results-dir", str(paths.tmp_dir),
+    ]  # fmt: skip
 
 
 def find_dragen(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str:
