@@ -35,7 +35,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             for upload in uploads:
                 outcome = service.handle(upload)
                 metrics.add_metric(name=f"Upload{outcome.disposition.title()}", unit=MetricUnit.Count, value=1)
-        except (ValueError, UnsupportedEvent, WrongRegion) as error:  # json.JSONDecodeError is a ValueError
+        except (json.JSONDecodeError, UnsupportedEvent, WrongRegion) as error:
             logger.error(
                 "message rejected, not retried",
                 reason=str(error),
