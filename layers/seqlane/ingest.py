@@ -8,7 +8,7 @@ write, manifests are written at version-named keys, and executions are named aft
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 
 from seqlane.manifest import FastqFile, Manifest, Route
@@ -143,7 +143,7 @@ class IngestService:
                 "sample_id": manifest.sample_id,
                 "version": manifest.version,
                 "manifest_uri": manifest.manifest_uri,
-                "route": manifest.to_dict()["route"],
+                "route": asdict(manifest.route),
             },
         )
         # Starting is idempotent (same name and input), so a redelivered event may start "again": the catalog

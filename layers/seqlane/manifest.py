@@ -12,6 +12,7 @@ import io
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 MANIFEST_SCHEMA = "seqlane.manifest/1"
@@ -40,7 +41,7 @@ class Route:
     region: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: the content hash is cached on the instance
 class Manifest:
     run_id: str
     sample_id: str
@@ -50,7 +51,7 @@ class Manifest:
     files: tuple[FastqFile, ...] = field(default_factory=tuple)
 
     # ---- identity
-    @property
+    @cached_property
     def content_sha256(self) -> str:
         identity = {
             "run_id": self.run_id,

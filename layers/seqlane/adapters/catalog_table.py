@@ -112,18 +112,13 @@ class DynamoCatalog:
                     }
                 ),
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return _sample_from_item(_item(response["Attributes"]))
         except ClientError as error:
             if not _is_condition_failure(error):
                 raise
-        return self._get_sample(run_id, sample_id)
-
-    def _get_sample(self, run_id: str, sample_id: str) -> SampleRecord:
-        response = self.client.get_item(
-            TableName=self.table_name, Key=self._key(run_id, f"SAMPLE#{sample_id}"), ConsistentRead=True
-        )
-        return _sample_from_item(_item(response["Item"]))
+            return _sample_from_item(_item(error.response["Item"]))  # a newer file keeps the slot
 
     def record_ignored(self, run_id: str, key: str, reason: str) -> None:
         self.client.put_item(
@@ -148,8 +143,8 @@ class DynamoCatalog:
             ExpressionAttributeValues=_values({":run": run_id, ":true": True, ":marker": marker_key, ":now": _now()}),
         )
 
-    def expect_reads(self, run_id: str, sample_id: str, slots: set[tuple[int, int]]) -> SampleRecord:
-        response = self.client.update_item(
+    def expect_reads(self, run_id: str, sample_id: str, slots: set[tuple[int, int]]) -> None:
+        self.client.update_item(
             TableName=self.table_name,
             Key=self._key(run_id, f"SAMPLE#{sample_id}"),
             UpdateExpression="SET run_id = :run, sample_id = :sample, #status = if_not_exists(#status, :receiving) "
@@ -163,9 +158,7 @@ class DynamoCatalog:
                     ":slots": {_slot(lane, read) for lane, read in slots},
                 }
             ),
-            ReturnValues="ALL_NEW",
         )
-        return _sample_from_item(_item(response["Attributes"]))
 
     def run_is_complete(self, run_id: str) -> bool:
         response = self.client.get_item(
@@ -206,13 +199,15 @@ class DynamoCatalog:
                         ":now": _now(),
                     }
                 ),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return ClaimOutcome.CLAIMED
         except ClientError as error:
             if not _is_condition_failure(error):
                 raise
-        current = self._get_sample(run_id, sample_id).manifest_version
-        return ClaimOutcome.CLAIMED if current == version else ClaimOutcome.OTHER_VERSION
+            claimed = _item(error.response["Item"]).get("manifest_version")
+        # The same version again is a retry after a crash between claim and start: carry on.
+        return ClaimOutcome.CLAIMED if claimed == version else ClaimOutcome.OTHER_VERSION
 
     def mark_execution_started(self, run_id: str, sample_id: str, version: str) -> bool:
         try:
