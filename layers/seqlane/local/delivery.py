@@ -7,6 +7,7 @@ The handlers are loaded from the template's CodeUri/Handler and called with the 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 import threading
@@ -23,6 +24,7 @@ import boto3
 from seqlane.local.stack import FunctionSpec, LocalStack, QueueSubscription
 
 _ENVIRON_LOCK = threading.RLock()
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -122,7 +124,6 @@ class QueuePump:
             subscription.function.logical_id: LocalFunction(subscription.function, stack.region)
             for subscription in stack.subscriptions
         }
-        self.invocations: list[tuple[str, int, int]] = []  # (function, messages, failures)
 
     def deliver_once(self, subscription: QueueSubscription) -> int:
         response = self.sqs.receive_message(
@@ -134,10 +135,15 @@ class QueuePump:
         messages = response.get("Messages", [])
         if not messages:
             return 0
-        result = self.functions[subscription.function.logical_id].invoke(
-            sqs_event(messages, subscription.queue_arn, self.stack.region)
-        )
-        failed = {item["itemIdentifier"] for item in (result or {}).get("batchItemFailures", [])}
+        event = sqs_event(messages, subscription.queue_arn, self.stack.region)
+        try:
+            result = self.functions[subscription.function.logical_id].invoke(event) or {}
+            # As Lambda: the response is read only with ReportBatchItemFailures; otherwise success deletes all.
+            reported = result.get("batchItemFailures", []) if subscription.report_batch_item_failures else []
+            failed = {item["itemIdentifier"] for item in reported}
+        except Exception:  # as in Lambda, a failed invocation returns the whole batch to the queue
+            logger.exception("local invocation of %s failed", subscription.function.logical_id)
+            failed = {message["MessageId"] for message in messages}
         for message in messages:
             if message["MessageId"] in failed:
                 # As Lambda does: the message becomes visible again and counts towards the DLQ redrive.
@@ -148,7 +154,6 @@ class QueuePump:
                 )
             else:
                 self.sqs.delete_message(QueueUrl=subscription.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        self.invocations.append((subscription.function.logical_id, len(messages), len(failed)))
         return len(messages)
 
     def drain(self) -> int:

@@ -1,9 +1,11 @@
 """Deploy the real template.yaml into moto: SAM -> CloudFormation offline, then moto's CloudFormation creates the stack.
 
-Nothing here re-declares a resource. What the template says is what exists locally, with two adjustments moto needs:
+Nothing here re-declares a resource. What the template says is what exists locally, with the adjustments moto needs:
 - code and ASL are referenced from local folders, so they are zipped/inlined first (as `sam package` would upload them);
 - SQS event source mappings are not created (moto would hand the messages to its echo Lambda and delete them);
-  they are returned instead, for `seqlane.local.delivery` to invoke the same handlers in-process.
+  they are returned instead, for `seqlane.local.delivery` to invoke the same handlers in-process;
+- what moto's CloudFormation ignores is applied from the template after creation: DefinitionSubstitutions, bucket
+  EventBridge notifications, and state machines created where moto can execute them.
 """
 
 from __future__ import annotations
@@ -148,7 +150,8 @@ def deploy(
     _create_bucket(s3, STAGING_BUCKET, region)
     parameter_values = {**_local_network(region), **(parameters or {})}
 
-    cfn_template = transform(_package(load_template(template_path), template_dir, s3), parameter_values)
+    template = load_template(template_path)
+    cfn_template = transform(_package(template, template_dir, s3), parameter_values)
     mappings, definitions = {}, {}
     outputs = cfn_template.setdefault("Outputs", {})
     for logical_id, resource in list(cfn_template["Resources"].items()):
@@ -185,7 +188,7 @@ def deploy(
         resources=resources,
         outputs={k: v for k, v in stack_outputs.items() if not k.startswith(_SUBSTITUTION_OUTPUT)},
     )
-    _describe_functions(local, load_template(template_path), region)
+    _describe_functions(local, template, region)
     _describe_subscriptions(local, cfn_template, mappings, region)
     return local
 
