@@ -109,6 +109,8 @@ class CatalogService:
                 "exit_code": job.exit_code,
                 "output_count": len(outputs),
                 "result_uri": f"s3://{self.results_bucket}/{result_key}",
+                "engine": result.get("engine"),
+                "metrics": result.get("metrics") or {},
             },
         )
         if not current:
@@ -129,6 +131,7 @@ class CatalogService:
                 "job_id": job.job_id,
                 "engine": result.get("engine"),
                 "result_uri": f"s3://{self.results_bucket}/{result_key}",
+                "metrics": result.get("metrics") or {},
                 "outputs": [{"path": o.path, "uri": o.uri, "size": o.size, "sha256": o.sha256} for o in outputs],
             },
         )

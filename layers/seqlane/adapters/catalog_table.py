@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -28,8 +29,19 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def _dynamo_value(value: Any) -> Any:
+    """DynamoDB numbers are decimals: floats (QC metrics) go in by their shortest repr, never binary noise."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {name: _dynamo_value(item) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_dynamo_value(item) for item in value]
+    return value
+
+
 def _values(values: dict[str, Any]) -> dict[str, Any]:
-    return {name: _serializer.serialize(value) for name, value in values.items()}
+    return {name: _serializer.serialize(_dynamo_value(value)) for name, value in values.items()}
 
 
 def _item(raw: dict[str, Any]) -> dict[str, Any]:

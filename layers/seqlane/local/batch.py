@@ -1,29 +1,174 @@
-"""Local AWS Batch executor: a job submitted to moto's Batch runs the real job runner, and its exit code decides
-SUCCEEDED or FAILED. The final state is then announced on EventBridge as AWS Batch does ("Batch Job State Change").
+"""Local AWS Batch executor: a job submitted to moto's Batch runs its job definition's command (the real job runner)
+as a local subprocess, and the exit code decides SUCCEEDED or FAILED. Each state change is announced on EventBridge
+as AWS Batch does ("Batch Job State Change": RUNNABLE, RUNNING, then SUCCEEDED or FAILED).
 
-moto without Docker marks a job finished inside SubmitJob (BatchSimpleBackend._mark_job_as_finished); that is
-the one place replaced here. moto is pinned, since this is an internal API.
+moto without Docker marks a job finished inside SubmitJob (BatchSimpleBackend._mark_job_as_finished); that is the
+one place replaced here: the job is queued instead, and a worker pool of the machine's size runs it. moto is pinned,
+since this is an internal API.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 from moto.batch_simple.models import BatchSimpleBackend
 from moto.events.models import events_backends
 
-JobRunner = Callable[[dict[str, str], dict[str, str]], int]  # (job parameters, container environment) -> exit code
 ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
+RUNNER_ENTRYPOINT = "seqlane-runner"
+logger = logging.getLogger(__name__)
 
 
-def _container_environment(job) -> dict[str, str]:
+@dataclass(frozen=True)
+class LocalJob:
+    job_id: str
+    command: list[str]
+    environment: dict[str, str]
+    log_path: Path
+
+
+JobRunner = Callable[[LocalJob], int]  # -> exit code
+
+
+def container_environment(job) -> dict[str, str]:
     definition = job.job_definition.container_properties or {}
     environment = {item["name"]: item["value"] for item in definition.get("environment", [])}
     overrides = (job.container_overrides or {}).get("environment", [])
     environment.update({item["name"]: item["value"] for item in overrides})
     return environment
+
+
+def container_command(job) -> list[str]:
+    """The job definition's command with `Ref::name` replaced by the job's parameters, as Batch does."""
+    definition = job.job_definition.container_properties or {}
+    command = (job.container_overrides or {}).get("command") or definition.get("command") or []
+    parameters = {**job.job_definition.parameters, **(job.parameters or {})}
+    resolved = []
+    for argument in command:
+        if argument.startswith("Ref::"):
+            name = argument.removeprefix("Ref::")
+            if name not in parameters:
+                raise KeyError(f"job {job.job_id}: command needs parameter {name!r}, which the job does not have")
+            argument = parameters[name]
+        resolved.append(argument)
+    return resolved
+
+
+def local_engine(environment: Mapping[str, str]) -> str:
+    """Per job, as a route would choose: DRAGEN where a dragen executable exists, else the CPU engine."""
+    if environment.get("DRAGEN_BIN") or shutil.which("dragen", path=environment.get("PATH")):
+        return "dragen"
+    return "cpu"
+
+
+def subprocess_runner(job: LocalJob) -> int:
+    """Run the job's command as a child process; `seqlane-runner` is this interpreter's `-m seqlane.runner`, so
+    the runner of this checkout runs whether or not the venv's bin folder is on PATH."""
+    command = list(job.command)
+    if command and command[0] == RUNNER_ENTRYPOINT:
+        command[:1] = [sys.executable, "-m", "seqlane.runner"]
+    job.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with job.log_path.open("wb") as log:
+        try:
+            completed = subprocess.run(command, env=job.environment, stdout=log, stderr=subprocess.STDOUT, check=False)
+        except OSError as err:
+            log.write(f"cannot start {command[0]}: {err}\n".encode())
+            return 127
+    return completed.returncode
+
+
+class LocalBatchExecutor:
+    """Runs the jobs moto's Batch accepts, `workers` at a time, with `environment` added to each container's."""
+
+    def __init__(
+        self,
+        scratch: Path,
+        environment: Mapping[str, str],
+        workers: int | None = None,
+        runner: JobRunner = subprocess_runner,
+    ) -> None:
+        self.scratch = scratch
+        self.environment = dict(environment)
+        self.runner = runner
+        self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2, thread_name_prefix="local-batch")
+        self._active = 0
+        self._lock = threading.Lock()
+        self._original = None
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._active > 0
+
+    def install(self) -> None:
+        self._original = BatchSimpleBackend._mark_job_as_finished
+        executor = self
+
+        def queue_job(self: BatchSimpleBackend, include_start_attempt: bool, job) -> None:
+            self.backend._jobs[job.job_id] = job
+            job.log_stream_name = job._stream_name
+            job.status = "RUNNABLE"
+            _announce(self, job)
+            with executor._lock:
+                executor._active += 1
+            executor._pool.submit(executor._run, self, include_start_attempt, job)
+
+        BatchSimpleBackend._mark_job_as_finished = queue_job
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            BatchSimpleBackend._mark_job_as_finished = self._original
+            self._original = None
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self, backend: BatchSimpleBackend, include_start_attempt: bool, job) -> None:
+        try:
+            job.job_started_at = datetime.datetime.now()
+            if include_start_attempt:
+                job._start_attempt()
+            job.status = "RUNNING"
+            _announce(backend, job)
+            exit_code = self._exit_code(backend.region_name, job)
+            job.exit_code = exit_code
+            if exit_code != 0:
+                job.job_stopped_reason = ESSENTIAL_CONTAINER_EXITED
+            job._mark_stopped(success=exit_code == 0)
+            _announce(backend, job)
+        except Exception:  # a broken executor must not leave the execution waiting forever
+            logger.exception("local Batch executor failed on job %s", job.job_id)
+            job.job_stopped_reason = "local Batch executor error"
+            job._mark_stopped(success=False)
+            _announce(backend, job)
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def _exit_code(self, region: str, job) -> int:
+        # As in a Batch container: the job definition's variables, and the region the job runs in.
+        environment = {**os.environ, **container_environment(job), **self.environment}
+        environment.update(AWS_REGION=region, AWS_DEFAULT_REGION=region)
+        environment.setdefault("SEQLANE_ENGINE", local_engine(environment))
+        environment["SEQLANE_SCRATCH"] = str(self.scratch / job.job_id)
+        environment["AWS_BATCH_JOB_ID"] = job.job_id
+        local_job = LocalJob(
+            job_id=job.job_id,
+            command=container_command(job),
+            environment=environment,
+            log_path=self.scratch / "logs" / f"{job.job_id}.log",
+        )
+        logger.info("local Batch job %s: %s", job.job_id, " ".join(local_job.command))
+        return self.runner(local_job)
 
 
 def _announce(backend: BatchSimpleBackend, job) -> None:
@@ -40,43 +185,3 @@ def _announce(backend: BatchSimpleBackend, job) -> None:
             }
         ]
     )
-
-
-def install(run_job: JobRunner) -> Callable[[], None]:
-    """Run every job submitted to moto's Batch with `run_job`; returns the function that undoes it."""
-    original = BatchSimpleBackend._mark_job_as_finished
-
-    def run_and_finish(self: BatchSimpleBackend, include_start_attempt: bool, job) -> None:
-        self.backend._jobs[job.job_id] = job
-        job.job_started_at = datetime.datetime.now()
-        job.log_stream_name = job._stream_name
-        if include_start_attempt:
-            job._start_attempt()
-        parameters = {**job.job_definition.parameters, **(job.parameters or {})}
-        exit_code = run_job(parameters, _container_environment(job))
-        job.exit_code = exit_code
-        if exit_code != 0:
-            job.job_stopped_reason = ESSENTIAL_CONTAINER_EXITED
-        job._mark_stopped(success=exit_code == 0)
-        _announce(self, job)
-
-    BatchSimpleBackend._mark_job_as_finished = run_and_finish
-
-    def uninstall() -> None:
-        BatchSimpleBackend._mark_job_as_finished = original
-
-    return uninstall
-
-
-def in_process_runner(scratch: str, environment: dict[str, str] | None = None) -> JobRunner:
-    """Runs the Batch job runner in this process, with the job definition's environment plus `environment`."""
-    from seqlane.runner.job import RunnerError, run_job
-
-    def run(parameters: dict[str, str], container_environment: dict[str, str]) -> int:
-        environ = {**container_environment, **(environment or {})}
-        try:
-            return run_job(parameters["manifest"], scratch=scratch, environ=environ)
-        except RunnerError as error:
-            return error.exit_code
-
-    return run

@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from seqlane.manifest import Manifest
+from seqlane.runner.cpu import CpuEngine
 from seqlane.runner.dragen import DragenEngine, Engine, EngineError, JobPaths, find_dragen
+from seqlane.runner.metrics import MetricsError, summary_metrics
 from seqlane.runner.storage import ObjectUnavailable, S3Storage
 
 EXIT_USAGE = 2  # bad manifest, unsupported modality, no engine binary
@@ -26,6 +28,8 @@ EXIT_WRONG_REGION = 3  # the manifest is pinned to another region
 EXIT_INPUT_CHANGED = 4  # an input is missing or no longer what the manifest describes
 RESULT_SCHEMA = "seqlane.result/1"
 _REGION_VARIABLES = ("SEQLANE_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
+ENGINES = ("dragen", "cpu")
+DEFAULT_ENGINE = "dragen"  # a DRAGEN route never falls back to another engine by itself
 _CHUNK = 8 * 1024 * 1024
 
 logger = logging.getLogger(__name__)
@@ -62,6 +66,16 @@ def check_region(manifest: Manifest, region: str) -> None:
             "nothing was downloaded",
             EXIT_WRONG_REGION,
         )
+
+
+def select_engine(name: str | None, dragen: str | None, environ: Mapping[str, str]) -> Engine:
+    """The engine the route asked for (--engine, else $SEQLANE_ENGINE, else dragen); never a silent fallback."""
+    name = name or environ.get("SEQLANE_ENGINE") or DEFAULT_ENGINE
+    if name == "cpu":
+        return CpuEngine()
+    if name == "dragen":
+        return DragenEngine(find_dragen(dragen, environ))
+    raise EngineError(f"unknown engine {name!r} (choose from {', '.join(ENGINES)})")
 
 
 def job_dir(scratch: Path, manifest: Manifest) -> Path:
@@ -163,6 +177,15 @@ def upload_outputs(output_dir: Path, output_uri: str, storage: S3Storage) -> lis
     return sorted(outputs, key=lambda o: o["path"])
 
 
+def read_metrics(output_dir: Path) -> dict:
+    """The engine's summary QC metrics; unreadable metrics are logged, not a reason to fail the analysis."""
+    try:
+        return summary_metrics(output_dir)
+    except (MetricsError, OSError) as err:
+        logger.warning("metrics not read: %s", err)
+        return {}
+
+
 def _size_and_sha256(path: Path) -> tuple[int, str]:
     digest, size = hashlib.sha256(), 0
     with path.open("rb") as stream:
@@ -181,6 +204,7 @@ def result_document(
     started: datetime,
     finished: datetime,
     outputs: list[dict],
+    metrics: dict | None = None,
 ) -> dict:
     return {
         "schema": RESULT_SCHEMA,
@@ -192,6 +216,7 @@ def result_document(
         "exit_code": exit_code,
         "started_at": _iso(started),
         "finished_at": _iso(finished),
+        "metrics": metrics or {},
         "outputs": outputs,
     }
 
@@ -205,6 +230,7 @@ def run_job(
     *,
     scratch: str | Path,
     dragen: str | None = None,
+    engine: str | None = None,
     keep_scratch: bool = False,
     environ: Mapping[str, str] | None = None,
     storage: S3Storage | None = None,
@@ -223,8 +249,8 @@ def run_job(
     workdir = job_dir(Path(scratch), manifest)
     paths = job_paths(manifest, workdir)
     try:
-        engine = DragenEngine(find_dragen(dragen, environ))
-        command = engine.command(manifest, paths)
+        selected = select_engine(engine, dragen, environ)
+        command = selected.command(manifest, paths)
     except EngineError as err:
         raise RunnerError(str(err), EXIT_USAGE) from err
 
@@ -235,14 +261,16 @@ def run_job(
         stage(manifest, storage, paths, workdir / "fastq")
         exit_code, started, finished = run_command(command)
         outputs = upload_outputs(paths.output_dir, manifest.output_uri, storage)  # even on failure: diagnosis
+        metrics = read_metrics(paths.output_dir)
         result = result_document(
             manifest,
-            engine,
+            selected,
             command=command,
             exit_code=exit_code,
             started=started,
             finished=finished,
             outputs=outputs,
+            metrics=metrics,
         )
         storage.put_json(manifest.result_uri, json.dumps(result, indent=2) + "\n")
         logger.info("wrote %s", manifest.result_uri)

@@ -1,0 +1,223 @@
+"""The embedded AWS on 127.0.0.1: a moto server holding the stack of template.yaml, the handlers fed from its queues,
+and the local Batch executor. Clients (the CLI, tests, boto3 with AWS_ENDPOINT_URL) talk to it over HTTP as to AWS.
+
+    with LocalHost(template_path, "eu-west-2") as host:
+        ...  # boto3.client("s3", endpoint_url=host.endpoint)
+
+`python -m seqlane.local.host --state-file F` keeps one running in the background (`seqlane local up`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from seqlane.local import moto_asl
+from seqlane.local.batch import LocalBatchExecutor
+from seqlane.local.delivery import QueuePump
+from seqlane.local.stack import LocalStack, deploy
+
+MOTO_CONFIG = {
+    "stepfunctions": {"execute_state_machine": True},
+    "batch": {"use_docker": False},
+    "lambda": {"use_docker": False},
+}
+# Batch jobs keep the status the local executor gives them (moto would otherwise jump to SUCCEEDED when read).
+_JOB_TRANSITION = {"model_name": "batch::job", "transition": {"progression": "manual", "times": 2**31}}
+# Credentials for the embedded AWS only: while a host runs, nothing in this process may reach a real account.
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "seqlane-local",
+    "AWS_SECRET_ACCESS_KEY": "seqlane-local",
+    "AWS_SESSION_TOKEN": "seqlane-local",
+}
+_CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+logger = logging.getLogger(__name__)
+
+
+def default_template() -> Path:
+    """template.yaml of this checkout (the package is installed from it), else of the working directory."""
+    for candidate in (Path(__file__).resolve().parents[3] / "template.yaml", Path.cwd() / "template.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("template.yaml not found: run from a seqlane checkout or pass --template")
+
+
+@contextmanager
+def local_aws_environment(endpoint: str, region: str) -> Iterator[None]:
+    """Point every AWS SDK call of this process (and of its child processes) at the embedded AWS; MOTO_PORT is
+    where moto's Step Functions interpreter sends its service integrations."""
+    values = {
+        **LOCAL_CREDENTIALS,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "MOTO_PORT": endpoint.rsplit(":", 1)[1],
+    }
+    saved = {name: os.environ.get(name) for name in (*values, *_CLEARED)}
+    for name in _CLEARED:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class LocalHost:
+    def __init__(
+        self,
+        template_path: Path | None = None,
+        region: str = "eu-west-2",
+        *,
+        port: int = 0,
+        scratch: Path | None = None,
+        job_environment: Mapping[str, str] | None = None,
+        workers: int | None = None,
+    ) -> None:
+        self.template_path = template_path or default_template()
+        self.region = region
+        self.port = port
+        self._own_scratch = scratch is None
+        self.scratch = scratch or Path(tempfile.mkdtemp(prefix="seqlane-local-"))
+        self.job_environment = dict(job_environment or {})
+        self.workers = workers
+        self.endpoint = ""
+        self.stack: LocalStack | None = None
+        self._server = None
+        self._executor: LocalBatchExecutor | None = None
+        self._environment = None
+        self._stopping = threading.Event()
+        self._pump_thread: threading.Thread | None = None
+
+    def __enter__(self) -> LocalHost:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self) -> str:
+        from moto.core.config import default_user_config
+        from moto.server import ThreadedMotoServer
+
+        self._saved_moto_config = copy.deepcopy(default_user_config)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        try:
+            self._environment = local_aws_environment(self.endpoint, self.region)
+            self._environment.__enter__()
+            self._moto_api("reset", None)
+            self._moto_api("config", MOTO_CONFIG)
+            self._moto_api("state-manager/set-transition", _JOB_TRANSITION)
+            moto_asl.install()
+            self._executor = LocalBatchExecutor(self.scratch / "jobs", self.job_environment, self.workers)
+            self._executor.install()
+            self.stack = deploy(self.template_path, self.region)
+            pump = QueuePump(self.stack)
+            self._pump_thread = threading.Thread(target=self._deliver, args=(pump,), name="local-delivery", daemon=True)
+            self._pump_thread.start()
+        except BaseException:
+            self.stop()
+            raise
+        logger.info("embedded AWS with stack %s at %s", self.template_path, self.endpoint)
+        return self.endpoint
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._pump_thread is not None:
+            self._pump_thread.join(timeout=30)
+        if self._executor is not None:
+            self._executor.uninstall()
+            self._executor = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+            self._restore_moto_settings()
+        if self._environment is not None:
+            self._environment.__exit__(None, None, None)
+            self._environment = None
+        if self._own_scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._executor and self._executor.busy)
+
+    def _deliver(self, pump: QueuePump) -> None:
+        """What Lambda's event source mappings do: poll the queues and invoke the functions, until stopped."""
+        while not self._stopping.is_set():
+            try:
+                delivered = pump.drain()
+            except Exception:  # keep delivering; the failed batch stays on its queue as in AWS
+                logger.exception("local event delivery failed")
+                delivered = 0
+            if not delivered:
+                self._stopping.wait(0.05)
+
+    def _restore_moto_settings(self) -> None:
+        """moto's settings are process-wide: leave them as found (tests run mock_aws after a host)."""
+        from moto.core.config import default_user_config
+        from moto.moto_api import state_manager
+
+        default_user_config.clear()
+        default_user_config.update(self._saved_moto_config)
+        state_manager.unset_transition(_JOB_TRANSITION["model_name"])
+
+    def _moto_api(self, path: str, body: dict | None) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/{path}", data=data, method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - our own 127.0.0.1 server
+            response.read()
+
+
+# ---- `seqlane local up`: one host in the background, described by a state file
+def serve(state_file: Path, template_path: Path | None, region: str, port: int) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with LocalHost(template_path, region, port=port) as host:
+        state = {"endpoint": host.endpoint, "region": region, "pid": os.getpid(), "started_at": time.time()}
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = state_file.with_suffix(".tmp")
+        partial.write_text(json.dumps(state))
+        partial.replace(state_file)  # readers see the whole state or none
+        try:
+            stop.wait()
+        finally:
+            state_file.unlink(missing_ok=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m seqlane.local.host", description=__doc__.splitlines()[0])
+    parser.add_argument("--state-file", type=Path, required=True)
+    parser.add_argument("--template", type=Path)
+    parser.add_argument("--region", default="eu-west-2")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    return serve(args.state_file, args.template, args.region, args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""`seqlane local run` and `seqlane demo`: one run folder through the embedded stack, and its summary.
+
+The summary is read back from what the pipeline itself wrote (catalog, results bucket, seqlane events), never
+from what this module uploaded, so it shows what an operator or analyst would see in AWS.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seqlane.local.client import LocalClient
+from seqlane.naming import UnrecognisedKey, parse_fastq_name
+from seqlane.ports import SampleRecord, SampleStatus
+
+SUCCEEDED, FAILED, INCOMPLETE = "SUCCEEDED", "FAILED", "INCOMPLETE"
+CALLS_SUFFIX = ".hard-filtered.vcf.gz"
+Progress = Callable[[list[dict[str, str]]], None]  # [{"sample_id", "state"}] on every poll
+
+
+class RunInputError(ValueError):
+    """The run folder or reference cannot be used: one line for the user."""
+
+
+def check_run_dir(run_dir: Path) -> list[Path]:
+    """The run folder's FASTQs by their Illumina names; refuses a missing folder or one without any."""
+    if not run_dir.exists():
+        raise RunInputError(f"run folder {run_dir} does not exist")
+    if not run_dir.is_dir():
+        raise RunInputError(f"{run_dir} is not a folder")
+    fastqs = []
+    for path in sorted(run_dir.rglob("*")):
+        try:
+            if path.is_file():
+                parse_fastq_name(path.name)
+                fastqs.append(path)
+        except UnrecognisedKey:
+            continue
+    if not fastqs:
+        raise RunInputError(
+            f"no Illumina-named FASTQs in {run_dir} (expected <Sample>_S<n>_L<lane>_R<1|2>_001.fastq.gz)"
+        )
+    return fastqs
+
+
+def check_reference(fasta: Path) -> None:
+    """A readable FASTA (plain or gzipped): its first non-empty line is a '>' header."""
+    try:
+        opener = gzip.open if fasta.name.endswith(".gz") else open
+        with opener(fasta, "rt") as stream:
+            first = next((line for line in stream if line.strip()), "")
+    except (OSError, UnicodeDecodeError, EOFError) as err:
+        raise RunInputError(f"cannot read reference {fasta}: {err}") from err
+    if not first.startswith(">"):
+        raise RunInputError(f"reference {fasta} is not a FASTA file (no '>' header line)")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    run_dir: Path
+    reference: Path | None = None  # None: use the reference already in the local stack
+    truth_vcf: Path | None = None  # compare each sample's calls with it (recall, precision)
+    out_dir: Path | None = None  # copy each sample's outputs to out_dir/<sample_id>/
+    seed: int = 0  # upload order and duplicated deliveries
+    timeout: float = 600.0
+
+
+def execute(client: LocalClient, request: RunRequest, on_progress: Progress | None = None) -> dict[str, Any]:
+    """Upload the run as a sequencer would, wait until the stack is idle, and summarise what the pipeline did."""
+    check_run_dir(request.run_dir)
+    if request.reference is not None:
+        check_reference(request.reference)
+        client.put_reference(request.reference)
+    run_id = request.run_dir.name
+    client.observe_events(run_id)
+    try:
+        client.upload_run(request.run_dir, seed=request.seed)
+
+        def poll() -> None:
+            if on_progress:
+                on_progress(sample_states(client.catalog_items(run_id)))
+
+        client.wait_until_idle(timeout=request.timeout, on_poll=poll)
+        poll()
+        events = client.observed_events()
+    finally:
+        client.stop_observing()
+    items = client.catalog_items(run_id)
+    summary = summarise(run_id, client.region, items, client.sample_records(run_id), events)
+    summary["dead_letters"] = client.dead_letters()
+    if request.truth_vcf is not None:
+        add_concordance(client, summary, request.truth_vcf)
+    if request.out_dir is not None:
+        copy_outputs(client, summary, items, request.out_dir)
+    return summary
+
+
+def sample_states(items: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [
+        {"sample_id": item["sample_id"], "state": item.get("status", SampleStatus.RECEIVING)}
+        for item in sorted(items, key=lambda item: item["sk"])
+        if item["sk"].startswith("SAMPLE#")
+    ]
+
+
+def summarise(
+    run_id: str,
+    region: str,
+    items: list[dict[str, Any]],
+    records: list[SampleRecord],
+    events: list[dict[str, Any]],
+) -> dict[str, Any]:
+    records_by_id = {record.sample_id: record for record in records}
+    samples = []
+    for item in sorted((i for i in items if i["sk"].startswith("SAMPLE#")), key=lambda i: i["sample_id"]):
+        version = item.get("manifest_version")
+        output_prefix = f"OUTPUT#{item['sample_id']}#{version}#"
+        outputs = sorted(i["uri"] for i in items if version and i["sk"].startswith(output_prefix))
+        status, error = _status_and_error(item, records_by_id.get(item["sample_id"]))
+        samples.append(
+            {
+                "sample_id": item["sample_id"],
+                "status": status,
+                "execution_name": item.get("execution_name"),
+                "manifest_uri": item.get("manifest_uri"),
+                "outputs": outputs,
+                "metrics": item.get("metrics", {}),
+                "engine": item.get("engine"),
+                "error": error,
+            }
+        )
+    ignored = sorted(
+        ({"key": item["key"], "reason": item["reason"]} for item in items if item["sk"].startswith("IGNORED#")),
+        key=lambda entry: entry["key"],
+    )
+    return {
+        "run_id": run_id,
+        "region": region,
+        "samples": samples,
+        "ignored": ignored,
+        "events": [event["detail-type"] for event in events],
+    }
+
+
+def _status_and_error(item: dict[str, Any], record: SampleRecord | None) -> tuple[str, str | None]:
+    status = item.get("status", SampleStatus.RECEIVING)
+    if status == SampleStatus.SUCCEEDED:
+        return SUCCEEDED, None
+    if status == SampleStatus.FAILED:
+        if item.get("exit_code") is not None:
+            return FAILED, f"job exited with code {item['exit_code']}: {item.get('status_reason', 'no reason given')}"
+        return FAILED, item.get("failure_error") or item.get("status_reason") or "failed without a reason"
+    if status == SampleStatus.RECEIVING:
+        missing = record.missing_reads() if record else []
+        if missing:
+            return INCOMPLETE, f"waiting for {', '.join(missing)}"
+        return INCOMPLETE, "waiting for the run to close (no completion marker or sample sheet yet)"
+    return FAILED, f"stopped at {status}: nothing is queued or running for it"
+
+
+def add_concordance(client: LocalClient, summary: dict[str, Any], truth_vcf: Path) -> None:
+    """Recall and precision of each succeeded sample's PASS calls against the truth VCF, and over the run."""
+    from seqlane.demo.truth import Concordance, compare
+
+    totals = Concordance(0, 0, 0)
+    with tempfile.TemporaryDirectory(prefix="seqlane-calls-") as scratch:
+        for sample in summary["samples"]:
+            calls = [uri for uri in sample["outputs"] if uri.endswith(CALLS_SUFFIX)]
+            if sample["status"] != SUCCEEDED or len(calls) != 1:
+                sample["concordance"] = None
+                continue
+            local = client.download(calls[0], Path(scratch) / sample["sample_id"] / "calls.vcf.gz")
+            result = compare(truth_vcf, local)
+            sample["concordance"] = result.as_dict()
+            totals = Concordance(
+                totals.true_positives + result.true_positives,
+                totals.false_positives + result.false_positives,
+                totals.false_negatives + result.false_negatives,
+            )
+    summary["concordance"] = totals.as_dict()
+
+
+def copy_outputs(client: LocalClient, summary: dict[str, Any], items: list[dict[str, Any]], out_dir: Path) -> None:
+    """Each sample's outputs to out_dir/<sample_id>/, at their paths below the output prefix."""
+    paths = {item["uri"]: item["path"] for item in items if item["sk"].startswith("OUTPUT#")}
+    for sample in summary["samples"]:
+        if not sample["outputs"]:
+            continue
+        directory = out_dir / sample["sample_id"]
+        shutil.rmtree(directory, ignore_errors=True)  # a previous copy must not mix with this one
+        for uri in sample["outputs"]:
+            client.download(uri, directory / paths[uri])
+        sample["local_outputs"] = str(directory)
+
+
+def exit_status(summary: dict[str, Any]) -> int:
+    """0 only when every complete sample succeeded (and there was at least one)."""
+    complete = [s for s in summary["samples"] if s["status"] != INCOMPLETE]
+    return 0 if complete and all(s["status"] == SUCCEEDED for s in complete) else 1
