@@ -61,6 +61,7 @@ def compare(truth_vcf: Path, called_vcf: Path) -> Concordance:
 def read_alleles(vcf: Path, *, passing_only: bool) -> set[Allele]:
     """The VCF's alleles, split and trimmed; ValueError if it cannot be read as a VCF/BCF."""
     alleles: set[Allele] = set()
+    verbosity = pysam.set_verbosity(0)  # htslib's header and index warnings would land in the user's terminal
     try:
         with pysam.VariantFile(str(vcf)) as variants:
             for record in variants:
@@ -72,6 +73,8 @@ def read_alleles(vcf: Path, *, passing_only: bool) -> set[Allele]:
                         alleles.add(allele)
     except (OSError, ValueError) as err:
         raise ValueError(f"cannot read VCF {vcf}: {err}") from err
+    finally:
+        pysam.set_verbosity(verbosity)
     return alleles
 
 

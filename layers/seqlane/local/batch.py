@@ -54,20 +54,21 @@ def container_command(job) -> list[str]:
     definition = job.job_definition.container_properties or {}
     command = (job.container_overrides or {}).get("command") or definition.get("command") or []
     parameters = {**job.job_definition.parameters, **(job.parameters or {})}
-    resolved = []
-    for argument in command:
-        if argument.startswith("Ref::"):
-            name = argument.removeprefix("Ref::")
-            if name not in parameters:
-                raise KeyError(f"job {job.job_id}: command needs parameter {name!r}, which the job does not have")
-            argument = parameters[name]
-        resolved.append(argument)
-    return resolved
+    missing = [arg for arg in command if arg.startswith("Ref::") and arg.removeprefix("Ref::") not in parameters]
+    if missing:
+        raise KeyError(f"job {job.job_id}: its command needs parameters the job does not have: {missing}")
+    return [parameters[arg.removeprefix("Ref::")] if arg.startswith("Ref::") else arg for arg in command]
+
+
+def job_log_path(scratch: Path, job_id: str) -> Path:
+    """Where a job's output goes (CloudWatch Logs in AWS)."""
+    return scratch / "logs" / f"{job_id}.log"
 
 
 def local_engine(environment: Mapping[str, str]) -> str:
     """Per job, as a route would choose: DRAGEN where a dragen executable exists, else the CPU engine."""
-    if environment.get("DRAGEN_BIN") or shutil.which("dragen", path=environment.get("PATH")):
+    candidates = (environment.get("DRAGEN_BIN"), "dragen")
+    if any(c and shutil.which(c, path=environment.get("PATH")) for c in candidates):
         return "dragen"
     return "cpu"
 
@@ -105,11 +106,6 @@ class LocalBatchExecutor:
         self._active = 0
         self._lock = threading.Lock()
         self._original = None
-
-    @property
-    def busy(self) -> bool:
-        with self._lock:
-            return self._active > 0
 
     def install(self) -> None:
         self._original = BatchSimpleBackend._mark_job_as_finished
@@ -165,7 +161,7 @@ class LocalBatchExecutor:
             job_id=job.job_id,
             command=container_command(job),
             environment=environment,
-            log_path=self.scratch / "logs" / f"{job.job_id}.log",
+            log_path=job_log_path(self.scratch, job.job_id),
         )
         logger.info("local Batch job %s: %s", job.job_id, " ".join(local_job.command))
         return self.runner(local_job)

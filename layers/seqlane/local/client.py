@@ -50,9 +50,10 @@ def _plain(value: Any) -> Any:
 
 
 class LocalClient:
-    def __init__(self, endpoint: str, region: str) -> None:
+    def __init__(self, endpoint: str, region: str, jobs_dir: Path | None = None) -> None:
         self.endpoint = endpoint
         self.region = region
+        self.jobs_dir = jobs_dir  # where the host keeps job logs, when it is on this machine
         session = boto3.session.Session(
             aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],

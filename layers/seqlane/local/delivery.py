@@ -163,20 +163,3 @@ class QueuePump:
             if not round_delivered:
                 return delivered
             delivered += round_delivered
-
-
-def run_until_idle(stack: LocalStack, pump: QueuePump, timeout: float = 120.0) -> None:
-    """Deliver events and wait for executions until nothing is queued and nothing runs."""
-    sfn = boto3.client("stepfunctions", region_name=stack.region)
-    state_machines = [arn for arn in stack.resources.values() if ":stateMachine:" in arn]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        delivered = pump.drain()
-        running = sum(
-            len(sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"])
-            for arn in state_machines
-        )
-        if not delivered and not running:
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"local stack still busy after {timeout:.0f} s")

@@ -130,7 +130,7 @@ class LocalHost:
             self._moto_api("config", MOTO_CONFIG)
             self._moto_api("state-manager/set-transition", _JOB_TRANSITION)
             moto_asl.install()
-            self._executor = LocalBatchExecutor(self.scratch / "jobs", self.job_environment, self.workers)
+            self._executor = LocalBatchExecutor(self.jobs_dir, self.job_environment, self.workers)
             self._executor.install()
             self.stack = deploy(self.template_path, self.region)
             pump = QueuePump(self.stack)
@@ -160,8 +160,8 @@ class LocalHost:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
     @property
-    def busy(self) -> bool:
-        return bool(self._executor and self._executor.busy)
+    def jobs_dir(self) -> Path:
+        return self.scratch / "jobs"
 
     def _deliver(self, pump: QueuePump) -> None:
         """What Lambda's event source mappings do: poll the queues and invoke the functions, until stopped."""
@@ -197,7 +197,13 @@ def serve(state_file: Path, template_path: Path | None, region: str, port: int) 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     with LocalHost(template_path, region, port=port) as host:
-        state = {"endpoint": host.endpoint, "region": region, "pid": os.getpid(), "started_at": time.time()}
+        state = {
+            "endpoint": host.endpoint,
+            "region": region,
+            "pid": os.getpid(),
+            "jobs_dir": str(host.jobs_dir),
+            "started_at": time.time(),
+        }
         state_file.parent.mkdir(parents=True, exist_ok=True)
         partial = state_file.with_suffix(".tmp")
         partial.write_text(json.dumps(state))

@@ -24,6 +24,7 @@ class LocalPipeline:
         template_path: Path,
         region: str,
         scratch: Path,
+        *,
         job_environment: dict[str, str] | None = None,
         reference_files: dict[str, bytes] | None = None,
         workers: int | None = None,

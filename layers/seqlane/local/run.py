@@ -91,7 +91,7 @@ def execute(client: LocalClient, request: RunRequest, on_progress: Progress | No
     finally:
         client.stop_observing()
     items = client.catalog_items(run_id)
-    summary = summarise(run_id, client.region, items, client.sample_records(run_id), events)
+    summary = summarise(run_id, client.region, items, client.sample_records(run_id), events, jobs_dir=client.jobs_dir)
     summary["dead_letters"] = client.dead_letters()
     if request.truth_vcf is not None:
         add_concordance(client, summary, request.truth_vcf)
@@ -114,6 +114,8 @@ def summarise(
     items: list[dict[str, Any]],
     records: list[SampleRecord],
     events: list[dict[str, Any]],
+    *,
+    jobs_dir: Path | None = None,
 ) -> dict[str, Any]:
     records_by_id = {record.sample_id: record for record in records}
     samples = []
@@ -121,7 +123,7 @@ def summarise(
         version = item.get("manifest_version")
         output_prefix = f"OUTPUT#{item['sample_id']}#{version}#"
         outputs = sorted(i["uri"] for i in items if version and i["sk"].startswith(output_prefix))
-        status, error = _status_and_error(item, records_by_id.get(item["sample_id"]))
+        status, error = _status_and_error(item, records_by_id.get(item["sample_id"]), jobs_dir)
         samples.append(
             {
                 "sample_id": item["sample_id"],
@@ -147,13 +149,16 @@ def summarise(
     }
 
 
-def _status_and_error(item: dict[str, Any], record: SampleRecord | None) -> tuple[str, str | None]:
+def _status_and_error(
+    item: dict[str, Any], record: SampleRecord | None, jobs_dir: Path | None
+) -> tuple[str, str | None]:
     status = item.get("status", SampleStatus.RECEIVING)
     if status == SampleStatus.SUCCEEDED:
         return SUCCEEDED, None
     if status == SampleStatus.FAILED:
         if item.get("exit_code") is not None:
-            return FAILED, f"job exited with code {item['exit_code']}: {item.get('status_reason', 'no reason given')}"
+            reason = _last_log_line(jobs_dir, item.get("job_id")) or item.get("status_reason", "no reason given")
+            return FAILED, f"job exited with code {item['exit_code']}: {reason}"
         return FAILED, item.get("failure_error") or item.get("status_reason") or "failed without a reason"
     if status == SampleStatus.RECEIVING:
         missing = record.missing_reads() if record else []
@@ -163,11 +168,24 @@ def _status_and_error(item: dict[str, Any], record: SampleRecord | None) -> tupl
     return FAILED, f"stopped at {status}: nothing is queued or running for it"
 
 
+def _last_log_line(jobs_dir: Path | None, job_id: str | None) -> str | None:
+    """The job's own last words (the runner's one-line error), when its log is on this machine."""
+    if jobs_dir is None or not job_id:
+        return None
+    from seqlane.local.batch import job_log_path
+
+    try:
+        lines = job_log_path(jobs_dir, job_id).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return None
+    return lines[-1] if lines else None
+
+
 def add_concordance(client: LocalClient, summary: dict[str, Any], truth_vcf: Path) -> None:
     """Recall and precision of each succeeded sample's PASS calls against the truth VCF, and over the run."""
     from seqlane.demo.truth import Concordance, compare
 
-    totals = Concordance(0, 0, 0)
+    totals, scored = Concordance(0, 0, 0), 0
     with tempfile.TemporaryDirectory(prefix="seqlane-calls-") as scratch:
         for sample in summary["samples"]:
             calls = [uri for uri in sample["outputs"] if uri.endswith(CALLS_SUFFIX)]
@@ -177,12 +195,13 @@ def add_concordance(client: LocalClient, summary: dict[str, Any], truth_vcf: Pat
             local = client.download(calls[0], Path(scratch) / sample["sample_id"] / "calls.vcf.gz")
             result = compare(truth_vcf, local)
             sample["concordance"] = result.as_dict()
+            scored += 1
             totals = Concordance(
                 totals.true_positives + result.true_positives,
                 totals.false_positives + result.false_positives,
                 totals.false_negatives + result.false_negatives,
             )
-    summary["concordance"] = totals.as_dict()
+    summary["concordance"] = totals.as_dict() if scored else None
 
 
 def copy_outputs(client: LocalClient, summary: dict[str, Any], items: list[dict[str, Any]], out_dir: Path) -> None:

@@ -216,6 +216,7 @@ def result_document(
         "exit_code": exit_code,
         "started_at": _iso(started),
         "finished_at": _iso(finished),
+        "engine_seconds": round((finished - started).total_seconds(), 3),
         "metrics": metrics or {},
         "outputs": outputs,
     }

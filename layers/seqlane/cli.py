@@ -1,0 +1,241 @@
+"""`seqlane`: the command line for running seqlane on this machine (and, later, operating it in AWS)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Event-driven DRAGEN pipeline on AWS.")
+local_app = typer.Typer(no_args_is_help=True, help="The pipeline on an embedded AWS (moto) on this machine.")
+app.add_typer(local_app, name="local")
+
+EXIT_BAD_INPUT = 2
+_STATE_STYLES = {"SUCCEEDED": "green", "FAILED": "red", "INCOMPLETE": "yellow"}
+
+LocalOption = Annotated[
+    bool, typer.Option("--local", help="Use the stack started by `seqlane local up` (default: a private one).")
+]
+RegionOption = Annotated[str | None, typer.Option(help="AWS region of the embedded stack [default: eu-west-2].")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON summary instead of tables.")]
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    Console(file=sys.stderr).print(f"seqlane: error: {message}", style="bold red", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _quiet(log_path: Path) -> Iterator[None]:
+    """Handler, moto and runner logs go to a file, so stdout holds only the progress view or the JSON."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a") as log, redirect_stdout(log), redirect_stderr(log):
+        yield
+
+
+class _ProgressView:
+    """Samples and their state, redrawn on every poll of the catalog."""
+
+    def __init__(self, console: Console, enabled: bool) -> None:
+        # Live must not capture stdout: `_quiet` sends it to the log while the view is drawn on `console`.
+        self.live = (
+            Live(self._table([]), console=console, transient=True, redirect_stdout=False, redirect_stderr=False)
+            if enabled
+            else None
+        )
+
+    def __enter__(self) -> _ProgressView:
+        if self.live:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.live:
+            self.live.__exit__(*exc_info)
+
+    def update(self, states: list[dict[str, str]]) -> None:
+        if self.live:
+            self.live.update(self._table(states))
+
+    @staticmethod
+    def _table(states: list[dict[str, str]]) -> Table:
+        table = Table(title="seqlane: samples", title_justify="left")
+        table.add_column("Sample")
+        table.add_column("State")
+        for state in states:
+            table.add_row(state["sample_id"], f"[{_STATE_STYLES.get(state['state'], 'cyan')}]{state['state']}")
+        if not states:
+            table.add_row("(uploading)", "")
+        return table
+
+
+def _summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(title=f"Run {summary['run_id']} ({summary['region']})", title_justify="left")
+    table.add_column("Sample", overflow="fold")
+    table.add_column("Status", no_wrap=True)
+    for column in ("Engine", "Reads", "Mapped %", "Recall", "Precision"):
+        table.add_column(column, justify="right")
+    table.add_column("Outputs / error", overflow="fold")
+    for sample in summary["samples"]:
+        metrics, concordance = sample.get("metrics") or {}, sample.get("concordance") or {}
+        mapped = metrics.get("mapped_reads_pct")
+        table.add_row(
+            sample["sample_id"],
+            f"[{_STATE_STYLES[sample['status']]}]{sample['status']}",
+            sample.get("engine") or "",
+            str(metrics.get("total_input_reads", "")),
+            f"{mapped:.2f}" if isinstance(mapped, int | float) else "",
+            f"{concordance['recall']:.3f}" if concordance else "",
+            f"{concordance['precision']:.3f}" if concordance else "",
+            sample["error"] or f"{len(sample['outputs'])} files",
+        )
+    return table
+
+
+def _report(summary: dict[str, Any], as_json: bool, console: Console) -> None:
+    if as_json:
+        console.print_json(json.dumps(summary)) if console.is_terminal else print(json.dumps(summary, indent=2))
+        return
+    console.print(_summary_table(summary))
+    if summary.get("concordance"):
+        c = summary["concordance"]
+        console.print(
+            f"Against the truth set: recall {c['recall']:.3f}, precision {c['precision']:.3f} "
+            f"({c['true_positives']} found, {c['false_negatives']} missed, {c['false_positives']} false calls)"
+        )
+    copied = [s["local_outputs"] for s in summary["samples"] if s.get("local_outputs")]
+    if copied:
+        console.print(f"Outputs copied to {Path(copied[0]).parent}/<sample_id>/", highlight=False)
+    console.print(f"Events published: {', '.join(summary['events']) or 'none'}")
+    for entry in summary["ignored"]:
+        console.print(f"Ignored {entry['key']}: {entry['reason']}", highlight=False)
+    if summary.get("dead_letters"):
+        console.print(f"[red]{summary['dead_letters']} events were dead-lettered: see the log")
+
+
+def _run(
+    request,
+    *,
+    use_background: bool,
+    region: str | None,
+    as_json: bool,
+    workdir: Path,
+) -> dict[str, Any]:
+    from seqlane.local.client import StackNotFound
+    from seqlane.local.control import LocalStackUnavailable, target
+    from seqlane.local.run import RunInputError, check_reference, check_run_dir, execute
+
+    console = Console(file=sys.stdout)  # bound now: stdout is redirected to the log during the run
+    try:  # refuse bad input before starting anything
+        check_run_dir(request.run_dir)
+        if request.reference is not None:
+            check_reference(request.reference)
+    except RunInputError as err:
+        raise _fail(str(err)) from None
+    log_path = workdir / "seqlane-local.log"
+    try:
+        with (
+            _ProgressView(console, enabled=not as_json) as view,
+            _quiet(log_path),
+            target(use_background, region, host_scratch=workdir / "scratch") as client,
+        ):
+            summary = execute(client, request, on_progress=view.update)
+    except (LocalStackUnavailable, StackNotFound, RunInputError, TimeoutError) as err:
+        raise _fail(f"{err} (log: {log_path})", code=1) from None
+    summary["log"] = str(log_path)
+    _report(summary, as_json, console)
+    return summary
+
+
+@app.command()
+def demo(
+    as_json: JsonOption = False,
+    local: LocalOption = False,
+    region: RegionOption = None,
+    workdir: Annotated[Path, typer.Option(help="Where the demo data, outputs and logs go.", file_okay=False)] = Path(
+        "seqlane-demo"
+    ),
+    seed: Annotated[int, typer.Option(help="Dataset and upload-order seed.")] = 7,
+) -> None:
+    """Run the bundled demo (3 samples x 2 lanes, planted variants) end to end and score the calls."""
+    from seqlane.demo.dataset import generate
+    from seqlane.local.run import RunRequest, exit_status
+
+    dataset = generate(workdir / "data", seed=seed)
+    request = RunRequest(
+        run_dir=dataset.run_dir,
+        reference=dataset.reference_fasta,
+        truth_vcf=dataset.truth_vcf,
+        out_dir=workdir / "outputs",
+        seed=seed,
+    )
+    summary = _run(request, use_background=local, region=region, as_json=as_json, workdir=workdir)
+    raise typer.Exit(exit_status(summary))
+
+
+@local_app.command("run")
+def local_run(  # noqa: PLR0917 - typer reads the command's options from its parameters
+    run_dir: Annotated[Path, typer.Argument(help="A run folder of Illumina-named FASTQs (its name is the run id).")],
+    reference: Annotated[
+        Path | None, typer.Option(help="Reference FASTA for the CPU engine (default: the stack's current one).")
+    ] = None,
+    truth: Annotated[Path | None, typer.Option(help="Truth VCF: report recall and precision per sample.")] = None,
+    region: RegionOption = None,
+    out: Annotated[Path | None, typer.Option(help="Copy each sample's outputs to OUT/<sample_id>/.")] = None,
+    as_json: JsonOption = False,
+    local: LocalOption = False,
+    seed: Annotated[int, typer.Option(help="Upload order and duplicated-delivery seed.")] = 0,
+) -> None:
+    """Upload RUN_DIR to the embedded ingest bucket as a sequencer would, and run it to completion."""
+    import tempfile
+
+    from seqlane.local.run import RunRequest, exit_status
+
+    request = RunRequest(run_dir=run_dir, reference=reference, truth_vcf=truth, out_dir=out, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="seqlane-run-") as scratch:
+        workdir = out if out is not None else Path(scratch)
+        summary = _run(request, use_background=local, region=region, as_json=as_json, workdir=workdir)
+    raise typer.Exit(exit_status(summary))
+
+
+@local_app.command("up")
+def local_up(
+    region: Annotated[str, typer.Option(help="AWS region of the embedded stack.")] = "eu-west-2",
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free one).")] = 0,
+) -> None:
+    """Start the embedded stack in the background (until `seqlane local down`)."""
+    from seqlane.local.control import LocalStackUnavailable, start_background, state_file
+
+    try:
+        stack = start_background(region=region, port=port)
+    except LocalStackUnavailable as err:
+        raise _fail(str(err), code=1) from None
+    Console().print(
+        f"seqlane local stack running at {stack.endpoint} ({stack.region}, pid {stack.pid}; state {state_file()}).\n"
+        f"Use `--local`, or: export AWS_ENDPOINT_URL={stack.endpoint} AWS_DEFAULT_REGION={stack.region}",
+        highlight=False,
+    )
+
+
+@local_app.command("down")
+def local_down() -> None:
+    """Stop the background embedded stack (its state is discarded)."""
+    from seqlane.local.control import LocalStackUnavailable, stop_background
+
+    try:
+        stopped = stop_background()
+    except LocalStackUnavailable as err:
+        raise _fail(str(err), code=1) from None
+    Console().print(f"stopped the local stack at {stopped.endpoint}" if stopped else "no local stack was running")
+
+
+if __name__ == "__main__":
+    app()
