@@ -111,3 +111,14 @@ def test_demo_is_small_with_about_30x_per_sample(demo):
     total = sum(p.stat().st_size for p in demo.root.rglob("*") if p.is_file())
     assert total < 5_000_000
     assert demo.read_pairs_per_lane * 2 * 2 * 100 / 30_000 == pytest.approx(30, abs=1)
+
+
+def test_dataset_plants_fewer_variants_on_a_short_genome(tmp_path):
+    # Given a genome too short for the full set of planted variants
+    # When the dataset is generated
+    dataset = generate(tmp_path, seed=3, samples=("S1",), lanes=(1,), genome_length=4000)
+
+    # Then it finishes with fewer variants, still spaced apart, instead of searching forever
+    assert 1 <= len(dataset.variants) < 36
+    positions = [v.pos for v in dataset.variants]
+    assert all(b - a >= 300 for a, b in itertools.pairwise(positions))

@@ -130,14 +130,34 @@ def generate(
     )
 
 
-def plant_variants(genome: str, rng: random.Random) -> tuple[Variant, ...]:
-    """N_SNVS SNVs and N_INDELS indels, spaced apart, each left-normalised (not shiftable) so callers agree."""
+_VARIANT_SPACING = MIN_VARIANT_SPACING + _MAX_SHIFT + 3
+
+
+def _room_for_variants(genome_length: int) -> int:
+    """Random placement jams well before the densest packing: at most half of it."""
+    room = (genome_length - 2 * END_MARGIN) // (2 * _VARIANT_SPACING)
+    if room < 1:
+        raise ValueError(f"a {genome_length} bp genome has no room for a planted variant")
+    return room
+
+
+def _spaced_positions(genome_length: int, total: int, rng: random.Random) -> list[int]:
     positions: list[int] = []  # 0-based
-    while len(positions) < N_SNVS + N_INDELS:
-        candidate = rng.randrange(END_MARGIN, len(genome) - END_MARGIN)
-        if all(abs(candidate - p) >= MIN_VARIANT_SPACING + _MAX_SHIFT + 3 for p in positions):
+    for _ in range(1000 * total):
+        candidate = rng.randrange(END_MARGIN, genome_length - END_MARGIN)
+        if all(abs(candidate - p) >= _VARIANT_SPACING for p in positions):
             positions.append(candidate)
-    indel_slots = set(rng.sample(range(len(positions)), N_INDELS))
+            if len(positions) == total:
+                return positions
+    raise RuntimeError(f"could not place {total} variants {_VARIANT_SPACING} bp apart")
+
+
+def plant_variants(genome: str, rng: random.Random) -> tuple[Variant, ...]:
+    """N_SNVS SNVs and N_INDELS indels (fewer, in proportion, on a genome too short for them), spaced apart, each
+    left-normalised (not shiftable) so callers agree."""
+    total = min(N_SNVS + N_INDELS, _room_for_variants(len(genome)))
+    positions = _spaced_positions(len(genome), total, rng)
+    indel_slots = set(rng.sample(range(len(positions)), round(total * N_INDELS / (N_SNVS + N_INDELS))))
     variants = []
     for slot, pos in enumerate(positions):
         base = genome[pos]

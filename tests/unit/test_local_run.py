@@ -1,0 +1,412 @@
+"""`seqlane local run`: checking the run folder and reference, and the summary read back from the catalog."""
+
+from __future__ import annotations
+
+import gzip
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from seqlane.local.run import (
+    FAILED,
+    INCOMPLETE,
+    SUCCEEDED,
+    RunInputError,
+    check_reference,
+    check_run_dir,
+    exit_status,
+    summarise,
+)
+from seqlane.manifest import FastqFile
+from seqlane.ports import SampleRecord, SampleStatus
+
+RUN = "240101_RUN"
+REGION = "eu-west-2"
+SUMMARY_KEYS = {"run_id", "region", "samples", "ignored", "events"}
+SAMPLE_KEYS = {"sample_id", "status", "execution_name", "manifest_uri", "outputs", "metrics", "engine", "error"}
+
+
+def _sample_item(sample_id: str, status: str, **fields) -> dict:
+    """A catalog SAMPLE# item as DynamoCatalog stores it (numbers come back as Decimal)."""
+    item = {"pk": f"RUN#{RUN}", "sk": f"SAMPLE#{sample_id}", "run_id": RUN, "sample_id": sample_id, "status": status}
+    return item | fields
+
+
+def _output_item(sample_id: str, version: str, path: str) -> dict:
+    uri = f"s3://results/{RUN}/{sample_id}/{version}/{path}"
+    return {
+        "pk": f"RUN#{RUN}",
+        "sk": f"OUTPUT#{sample_id}#{version}#{path}",
+        "sample_id": sample_id,
+        "version": version,
+        "path": path,
+        "uri": uri,
+    }
+
+
+def _ignored_item(key: str, reason: str) -> dict:
+    return {"pk": f"RUN#{RUN}", "sk": f"IGNORED#{key}", "key": key, "reason": reason}
+
+
+def _record(sample_id: str, status: SampleStatus, slots: tuple[tuple[int, int], ...] = ()) -> SampleRecord:
+    files = {
+        (lane, read): FastqFile(
+            key=f"{RUN}/{sample_id}_S1_L{lane:03d}_R{read}_001.fastq.gz", lane=lane, read=read, size=10, etag="e"
+        )
+        for lane, read in slots
+    }
+    return SampleRecord(run_id=RUN, sample_id=sample_id, status=status, files=files)
+
+
+def _by_id(summary: dict) -> dict[str, dict]:
+    return {sample["sample_id"]: sample for sample in summary["samples"]}
+
+
+def _fastq(directory: Path, name: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_bytes(gzip.compress(b"@r\nACGT\n+\nIIII\n"))
+    return path
+
+
+# ---- check_run_dir
+
+
+def test_check_run_dir_refuses_a_missing_folder(tmp_path):
+    # Given a path that does not exist
+    missing = tmp_path / "no_such_run"
+
+    # When / Then it is refused, naming the path
+    with pytest.raises(RunInputError, match="does not exist") as excinfo:
+        check_run_dir(missing)
+    assert str(missing) in str(excinfo.value)
+
+
+def test_check_run_dir_refuses_a_file(tmp_path):
+    # Given a file where the run folder should be
+    path = tmp_path / "run.tar"
+    path.write_text("not a folder")
+
+    # When / Then it is refused, naming the path
+    with pytest.raises(RunInputError, match="is not a folder") as excinfo:
+        check_run_dir(path)
+    assert str(path) in str(excinfo.value)
+
+
+def test_check_run_dir_refuses_a_folder_without_illumina_fastqs(tmp_path):
+    # Given a run folder with a sample sheet and a FASTQ that is not Illumina-named
+    run_dir = tmp_path / RUN
+    run_dir.mkdir()
+    (run_dir / "SampleSheet.csv").write_text("[Data]\nSample_ID\nNA12878\n")
+    _fastq(run_dir, "reads.fq.gz")
+
+    # When / Then it is refused, naming the folder and the expected naming
+    with pytest.raises(RunInputError, match="no Illumina-named FASTQs") as excinfo:
+        check_run_dir(run_dir)
+    assert str(run_dir) in str(excinfo.value)
+
+
+def test_check_run_dir_returns_fastqs_of_project_sub_folders(tmp_path):
+    # Given a run folder whose FASTQs are in a Sample_Project sub-folder, next to other files
+    run_dir = tmp_path / RUN
+    run_dir.mkdir()
+    (run_dir / "SampleSheet.csv").write_text("[Data]\n")
+    (run_dir / "RTAComplete.txt").write_text("")
+    project = run_dir / "Sample_Project"
+    r2 = _fastq(project, "NA12878_S1_L001_R2_001.fastq.gz")
+    r1 = _fastq(project, "NA12878_S1_L001_R1_001.fastq.gz")
+    _fastq(project, "Undetermined_S0_L001_R1_001.fastq.gz")
+
+    # When the folder is checked
+    fastqs = check_run_dir(run_dir)
+
+    # Then exactly the sample's Illumina-named FASTQs come back, in order
+    assert fastqs == [r1, r2]
+
+
+# ---- check_reference
+
+
+def test_check_reference_refuses_a_missing_file(tmp_path):
+    # Given a reference path that does not exist
+    missing = tmp_path / "ref.fa"
+
+    # When / Then it cannot be read, and the message names it
+    with pytest.raises(RunInputError, match="cannot read reference") as excinfo:
+        check_reference(missing)
+    assert str(missing) in str(excinfo.value)
+
+
+def test_check_reference_refuses_text_that_is_not_fasta(tmp_path):
+    # Given a text file whose first non-empty line is not a '>' header
+    path = tmp_path / "ref.fa"
+    path.write_text("\n\nACGTACGT\n>chr1\n")
+
+    # When / Then it is refused as not a FASTA
+    with pytest.raises(RunInputError, match="is not a FASTA file") as excinfo:
+        check_reference(path)
+    assert str(path) in str(excinfo.value)
+
+
+def test_check_reference_refuses_garbage_named_gz(tmp_path):
+    # Given a .gz file that is not gzip at all
+    path = tmp_path / "ref.fa.gz"
+    path.write_bytes(b"\x00\x01garbage\xff\xfe" * 10)
+
+    # When / Then it is refused, naming the file
+    with pytest.raises(RunInputError) as excinfo:
+        check_reference(path)
+    assert str(path) in str(excinfo.value)
+
+
+def test_check_reference_refuses_gzipped_binary(tmp_path):
+    # Given a valid gzip stream holding binary data, not text
+    path = tmp_path / "ref.fa.gz"
+    path.write_bytes(gzip.compress(bytes(range(128, 256)) * 4))
+
+    # When / Then it is refused
+    with pytest.raises(RunInputError) as excinfo:
+        check_reference(path)
+    assert str(path) in str(excinfo.value)
+
+
+@pytest.mark.parametrize("name", ["ref.fa", "ref.fa.gz"])
+def test_check_reference_accepts_plain_and_gzipped_fasta(tmp_path, name):
+    # Given a FASTA with leading blank lines, plain or gzipped by its name
+    path = tmp_path / name
+    content = b"\n>chr1 test\nACGTACGT\n"
+    path.write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
+
+    # When / Then it is accepted
+    assert check_reference(path) is None
+
+
+# ---- summarise
+
+
+def test_summarise_succeeded_sample_lists_only_its_current_version_outputs():
+    # Given a succeeded sample at version v2, with outputs of v2 and of an older v1
+    items = [
+        _sample_item(
+            "NA12878",
+            "SUCCEEDED",
+            manifest_version="v2",
+            manifest_uri=f"s3://ingest/{RUN}/manifests/NA12878.v2.json",
+            execution_name="exec-NA12878-v2",
+            metrics={"mapped_reads": Decimal(90)},
+            engine="cpu",
+            exit_code=Decimal(0),
+        ),
+        _output_item("NA12878", "v2", "NA12878.bam"),
+        _output_item("NA12878", "v1", "NA12878.bam"),
+        _output_item("NA12878", "v2", "NA12878.hard-filtered.vcf.gz"),
+    ]
+
+    # When the run is summarised
+    summary = summarise(RUN, REGION, items, [_record("NA12878", SampleStatus.SUCCEEDED)], [])
+
+    # Then it lists exactly v2's outputs, sorted, and the sample's own fields
+    assert summary["samples"] == [
+        {
+            "sample_id": "NA12878",
+            "status": SUCCEEDED,
+            "execution_name": "exec-NA12878-v2",
+            "manifest_uri": f"s3://ingest/{RUN}/manifests/NA12878.v2.json",
+            "outputs": [
+                f"s3://results/{RUN}/NA12878/v2/NA12878.bam",
+                f"s3://results/{RUN}/NA12878/v2/NA12878.hard-filtered.vcf.gz",
+            ],
+            "metrics": {"mapped_reads": Decimal(90)},
+            "engine": "cpu",
+            "error": None,
+        }
+    ]
+
+
+def test_summarise_outputs_are_not_mixed_between_versions_sharing_a_prefix():
+    # Given a sample at version "1" and outputs of a version "10" of the same sample
+    items = [
+        _sample_item("S", "SUCCEEDED", manifest_version="1"),
+        _output_item("S", "1", "S.bam"),
+        _output_item("S", "10", "S.bam"),
+    ]
+
+    # When the run is summarised
+    summary = summarise(RUN, REGION, items, [], [])
+
+    # Then only version 1's output is listed
+    assert summary["samples"][0]["outputs"] == [f"s3://results/{RUN}/S/1/S.bam"]
+
+
+def test_summarise_failed_job_reports_exit_code_and_reason():
+    # Given a sample whose job exited with code 4
+    items = [
+        _sample_item(
+            "S1",
+            "FAILED",
+            manifest_version="v1",
+            exit_code=Decimal(4),
+            status_reason="Essential container in task exited",
+            job_id="job-1",
+        )
+    ]
+
+    # When the run is summarised without a jobs folder
+    summary = summarise(RUN, REGION, items, [], [])
+
+    # Then the error names the exit code and Batch's reason
+    sample = summary["samples"][0]
+    assert (sample["status"], sample["error"]) == (FAILED, "job exited with code 4: Essential container in task exited")
+
+
+def test_summarise_failed_job_error_uses_the_last_line_of_its_log(tmp_path):
+    # Given a failed job whose log is in the jobs folder
+    jobs_dir = tmp_path / "jobs"
+    (jobs_dir / "logs").mkdir(parents=True)
+    (jobs_dir / "logs" / "job-7.log").write_text("staging\nrunning dragen\ninput changed: size differs\n\n")
+    items = [
+        _sample_item(
+            "S1",
+            "FAILED",
+            manifest_version="v1",
+            exit_code=Decimal(4),
+            status_reason="Essential container in task exited",
+            job_id="job-7",
+        )
+    ]
+
+    # When the run is summarised with that jobs folder
+    summary = summarise(RUN, REGION, items, [], [], jobs_dir=jobs_dir)
+
+    # Then the error is the job's own last words
+    assert summary["samples"][0]["error"] == "job exited with code 4: input changed: size differs"
+
+
+def test_summarise_failed_job_without_its_log_falls_back_to_the_reason(tmp_path):
+    # Given a jobs folder that does not hold this job's log
+    items = [_sample_item("S1", "FAILED", exit_code=Decimal(1), status_reason="reason X", job_id="job-9")]
+
+    # When the run is summarised
+    summary = summarise(RUN, REGION, items, [], [], jobs_dir=tmp_path)
+
+    # Then Batch's reason is used
+    assert summary["samples"][0]["error"] == "job exited with code 1: reason X"
+
+
+def test_summarise_failed_without_exit_code_reports_the_failure_error():
+    # Given a sample whose execution failed before any job exited (no exit code)
+    items = [_sample_item("S1", "FAILED", failure_error="States.TaskFailed", status_reason="ignored")]
+
+    # When the run is summarised
+    summary = summarise(RUN, REGION, items, [], [])
+
+    # Then the execution's error is reported
+    assert summary["samples"][0]["error"] == "States.TaskFailed"
+
+
+def test_summarise_receiving_sample_is_incomplete_waiting_for_its_missing_reads():
+    # Given a sample with only L001 R1 recorded
+    items = [_sample_item("S1", "RECEIVING")]
+    records = [_record("S1", SampleStatus.RECEIVING, ((1, 1),))]
+
+    # When the run is summarised
+    summary = summarise(RUN, REGION, items, records, [])
+
+    # Then it is incomplete and says which read is awaited
+    sample = summary["samples"][0]
+    assert (sample["status"], sample["error"]) == (INCOMPLETE, "waiting for L001 R2")
+
+
+def test_summarise_receiving_sample_with_all_reads_waits_for_the_run_to_close():
+    # Given a sample with both reads of its lane but no run completion
+    items = [_sample_item("S1", "RECEIVING")]
+    records = [_record("S1", SampleStatus.RECEIVING, ((1, 1), (1, 2)))]
+
+    # When the run is summarised
+    summary = summarise(RUN, REGION, items, records, [])
+
+    # Then it is incomplete, waiting for the run to close
+    sample = summary["samples"][0]
+    assert sample["status"] == INCOMPLETE
+    assert sample["error"].startswith("waiting for the run to close")
+
+
+def test_summarise_sample_stuck_at_submitted_is_failed():
+    # Given a sample still SUBMITTED when the stack is idle
+    items = [_sample_item("S1", "SUBMITTED", manifest_version="v1")]
+
+    # When the run is summarised
+    summary = summarise(RUN, REGION, items, [], [])
+
+    # Then it is a failure saying where it stopped
+    sample = summary["samples"][0]
+    assert sample["status"] == FAILED
+    assert sample["error"] == "stopped at SUBMITTED: nothing is queued or running for it"
+
+
+def test_summarise_shapes_the_summary_ignored_entries_and_events():
+    # Given samples out of order, ignored files out of order, and observed events
+    items = [
+        _ignored_item(f"{RUN}/reads.fq.gz", "not an Illumina FASTQ name"),
+        _sample_item("S2", "SUCCEEDED", manifest_version="v1"),
+        {"pk": f"RUN#{RUN}", "sk": "RUN", "run_id": RUN, "complete": True},
+        _ignored_item(f"{RUN}/InterOp/x.bin", "not used"),
+        _sample_item("S1", "SUCCEEDED", manifest_version="v1"),
+    ]
+    events = [
+        {"detail-type": "Run Completed", "detail": {}},
+        {"detail-type": "Analysis Started", "detail": {}},
+        {"detail-type": "Analysis Succeeded", "detail": {}},
+    ]
+
+    # When the run is summarised
+    summary = summarise(RUN, REGION, items, [], events)
+
+    # Then the summary has exactly its keys, samples by id, ignored by key, events by detail-type in order
+    assert set(summary) == SUMMARY_KEYS
+    assert (summary["run_id"], summary["region"]) == (RUN, REGION)
+    assert [sample["sample_id"] for sample in summary["samples"]] == ["S1", "S2"]
+    assert all(set(sample) == SAMPLE_KEYS for sample in summary["samples"])
+    assert summary["ignored"] == [
+        {"key": f"{RUN}/InterOp/x.bin", "reason": "not used"},
+        {"key": f"{RUN}/reads.fq.gz", "reason": "not an Illumina FASTQ name"},
+    ]
+    assert summary["events"] == ["Run Completed", "Analysis Started", "Analysis Succeeded"]
+
+
+def test_summarise_sample_without_a_version_has_no_outputs_and_empty_metrics():
+    # Given a receiving sample (no manifest yet) and a stray output item of it
+    items = [_sample_item("S1", "RECEIVING"), _output_item("S1", "None", "S1.bam")]
+
+    # When the run is summarised
+    sample = _by_id(summarise(RUN, REGION, items, [], []))["S1"]
+
+    # Then no outputs are listed and its metrics default to {}
+    assert (sample["outputs"], sample["metrics"], sample["engine"]) == ([], {}, None)
+
+
+# ---- exit_status
+
+
+def _summary(*statuses: str) -> dict:
+    return {"samples": [{"sample_id": f"S{i}", "status": status} for i, status in enumerate(statuses)]}
+
+
+def test_exit_status_is_zero_when_every_complete_sample_succeeded():
+    # Given succeeded samples and an incomplete one
+    # When / Then the run counts as a success
+    assert exit_status(_summary(SUCCEEDED, INCOMPLETE, SUCCEEDED)) == 0
+
+
+def test_exit_status_is_one_with_any_failed_sample():
+    # Given one failure among successes
+    # When / Then the run counts as failed
+    assert exit_status(_summary(SUCCEEDED, FAILED, INCOMPLETE)) == 1
+
+
+@pytest.mark.parametrize("statuses", [(), (INCOMPLETE,), (INCOMPLETE, INCOMPLETE)])
+def test_exit_status_is_one_without_any_complete_sample(statuses):
+    # Given no sample, or only incomplete ones
+    # When / Then the run counts as failed
+    assert exit_status(_summary(*statuses)) == 1
