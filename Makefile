@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install e2e lint test test-only validate build bench clean
+.PHONY: install demo e2e lint test test-only validate build bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ lint: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules
 	AWS_DEFAULT_REGION=eu-west-2 SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint
+
+# The bundled demo, end to end on the embedded AWS with the CPU engine; prints the summary and recall/precision.
+demo: $(STAMP)
+	$(BIN)/seqlane demo
 
 # A full pipeline run on the embedded AWS: upload -> manifest -> execution -> Batch job -> catalog -> events.
 e2e: $(STAMP)
@@ -42,6 +46,7 @@ build: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/transitions.py
 	$(BIN)/python benchmarks/cold_start.py
+	$(BIN)/python benchmarks/demo.py
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache seqlane-demo

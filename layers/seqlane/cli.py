@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -119,6 +120,7 @@ def _report(summary: dict[str, Any], as_json: bool, console: Console) -> None:
         console.print(f"Ignored {entry['key']}: {entry['reason']}", highlight=False)
     if summary.get("dead_letters"):
         console.print(f"[red]{summary['dead_letters']} events were dead-lettered: see the log")
+    console.print(f"Finished in {summary['wall_seconds']} s; log: {summary['log']}", highlight=False)
 
 
 def _run(
@@ -141,6 +143,7 @@ def _run(
     except RunInputError as err:
         raise _fail(str(err)) from None
     log_path = workdir / "seqlane-local.log"
+    started = time.monotonic()
     try:
         with (
             _ProgressView(console, enabled=not as_json) as view,
@@ -151,6 +154,7 @@ def _run(
     except (LocalStackUnavailable, StackNotFound, RunInputError, TimeoutError) as err:
         raise _fail(f"{err} (log: {log_path})", code=1) from None
     summary["log"] = str(log_path)
+    summary["wall_seconds"] = round(time.monotonic() - started, 1)
     _report(summary, as_json, console)
     return summary
 
