@@ -55,7 +55,7 @@ def run(job_seconds: float) -> list[dict[str, int]]:
             steps = []
             for execution in pipeline.executions():
                 assert execution["status"] == "SUCCEEDED", execution
-                history = pipeline.sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+                history = pipeline.client.sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
                 steps.append(billable_steps(history))
             return steps
 
