@@ -125,9 +125,10 @@ def test_cli_local_up_keeps_a_stack_that_runs_target_until_down(cli_env, tmp_pat
         assert state["endpoint"].startswith("http://127.0.0.1:")
         dataset = generate(tmp_path / "data", seed=3, samples=("S1",), lanes=(1,), genome_length=4000)
 
-        # When two runs target it one after the other (the second is the same run again)
+        # When two runs target it one after the other (the second is the same run again, found by AWS_ENDPOINT_URL)
         first = seqlane(cli_env, "local", "run", dataset.run_dir, "--reference", dataset.reference_fasta, "--local")
-        again = seqlane(cli_env, "local", "run", dataset.run_dir, "--local", "--json")
+        by_endpoint = {**cli_env, "AWS_ENDPOINT_URL": state["endpoint"]}
+        again = seqlane(by_endpoint, "local", "run", dataset.run_dir, "--json")
 
         # Then the first ran the sample, and the stack kept its state: the same sample version is not run twice
         assert first.returncode == 0, first.stderr
