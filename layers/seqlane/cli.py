@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -183,6 +184,46 @@ def demo(
     )
     summary = _run(request, use_background=local, region=region, as_json=as_json, workdir=workdir)
     raise typer.Exit(exit_status(summary))
+
+
+@app.command()
+def plan(
+    source: Annotated[str, typer.Argument(help="A local run folder, or s3://bucket/[path/]run/ (only listed).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Dry run of ingest: which samples, fastq-list rows, modality, what is missing, what is ignored and why."""
+    from seqlane.local.plan import PlanSourceError, local_objects, plan, s3_objects
+
+    console = Console(file=sys.stdout)
+    try:
+        objects = s3_objects(source) if source.startswith("s3://") else local_objects(Path(source))
+        with _quiet(Path(os.devnull)):  # the ingest code's own logs
+            result = plan(objects)
+    except PlanSourceError as err:
+        raise _fail(str(err)) from None
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"Plan for run {result['run_id']}", title_justify="left")
+    for column in ("Sample", "Modality", "Complete", "Lanes", "Missing"):
+        table.add_column(column, overflow="fold")
+    for sample in result["samples"]:
+        table.add_row(
+            sample["sample_id"],
+            sample["modality"],
+            "[green]yes" if sample["complete"] else "[yellow]no",
+            ", ".join(row["Lane"] for row in sample["fastq_list"]),
+            "; ".join(sample["missing"]),
+        )
+    console.print(table)
+    sheet = result["sample_sheet"]
+    if sheet["error"]:
+        console.print(f"[red]Sample sheet rejected: {sheet['error']}", highlight=False)
+    elif sheet["key"]:
+        console.print(f"Sample sheet: {sheet['key']}", highlight=False)
+    console.print("Completion marker: " + ("present" if result["closed_by_marker"] else "not yet"))
+    for entry in result["ignored"]:
+        console.print(f"Ignored {entry['key']}: {entry['reason']}", highlight=False)
 
 
 @local_app.command("run")

@@ -29,6 +29,7 @@ class FastqFile:
     read: int
     size: int
     etag: str
+    segment: int = 1  # split FASTQs: _001, _002, ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,7 @@ class Manifest:
 
     @property
     def sorted_files(self) -> tuple[FastqFile, ...]:
-        return tuple(sorted(self.files, key=lambda f: (f.lane, f.read, f.key)))
+        return tuple(sorted(self.files, key=lambda f: (f.lane, f.segment, f.read, f.key)))
 
     @property
     def execution_name(self) -> str:
@@ -108,15 +109,16 @@ class Manifest:
         return sorted({f.lane for f in self.files})
 
     def fastq_list_rows(self, uri_of=None) -> list[dict[str, str]]:
-        """One row per lane; `uri_of` maps a file to the path DRAGEN reads (S3 URI by default)."""
+        """One row per lane (and split segment); `uri_of` maps a file to the path DRAGEN reads (S3 URI by default).
+        Single-end reads leave Read2File empty."""
         uri_of = uri_of or (lambda f: f"s3://{self.ingest_bucket}/{f.key}")
-        by_lane_read = {(f.lane, f.read): f for f in self.files}
+        by_slot = {(f.lane, f.segment, f.read): f for f in self.files}
         rows = []
-        for lane in self.lanes():
-            read1, read2 = by_lane_read.get((lane, 1)), by_lane_read.get((lane, 2))
+        for lane, segment in sorted({(f.lane, f.segment) for f in self.files}):
+            read1, read2 = by_slot.get((lane, segment, 1)), by_slot.get((lane, segment, 2))
             rows.append(
                 {
-                    "RGID": f"{self.run_id}.{self.sample_id}.{lane}",
+                    "RGID": f"{self.run_id}.{self.sample_id}.{lane}" + (f".{segment}" if segment > 1 else ""),
                     "RGSM": self.sample_id,
                     "RGLB": self.sample_id,
                     "Lane": str(lane),
@@ -164,7 +166,14 @@ class Manifest:
             results_bucket=data["results_bucket"],
             route=Route(**data["route"]),
             files=tuple(
-                FastqFile(key=f["key"], lane=f["lane"], read=f["read"], size=f["size"], etag=f["etag"])
+                FastqFile(
+                    key=f["key"],
+                    lane=f["lane"],
+                    read=f["read"],
+                    size=f["size"],
+                    etag=f["etag"],
+                    segment=f.get("segment", 1),
+                )
                 for f in data["files"]
             ),
         )

@@ -17,23 +17,34 @@ class SampleStatus(StrEnum):
     FAILED = "FAILED"
 
 
+Slot = tuple[int, int, int]  # (lane, read, segment): one FASTQ of a sample
+
+
 @dataclass(frozen=True)
 class SampleRecord:
     run_id: str
     sample_id: str
     status: SampleStatus
-    files: dict[tuple[int, int], FastqFile] = field(default_factory=dict)  # (lane, read) -> file
+    files: dict[Slot, FastqFile] = field(default_factory=dict)
     manifest_version: str | None = None
-    expected: frozenset[tuple[int, int]] = frozenset()  # (lane, read) listed in the run folder at completion
+    expected: frozenset[Slot] = frozenset()  # listed in the run folder when the completion marker arrived
+    declared_lanes: frozenset[int] | None = None  # from the sample sheet; None: the sheet does not list it
+    paired: bool | None = None  # from the sample sheet
+    modality: str | None = None  # from the sample sheet ([Seqlane_Data] / [Seqlane_Settings])
 
-    def missing_reads(self) -> list[str]:
-        """Reads expected or implied (a lane's other read) but not recorded yet, as 'L001 R2'."""
-        lanes = sorted({lane for lane, _ in self.files} | {lane for lane, _ in self.expected})
-        return [f"L{lane:03d} R{read}" for lane in lanes for read in (1, 2) if (lane, read) not in self.files]
 
-    @property
-    def has_all_reads(self) -> bool:
-        return bool(self.files) and not self.missing_reads()
+@dataclass(frozen=True)
+class RunState:
+    closed: bool = False  # a completion marker arrived
+    sheet_key: str | None = None  # a valid sample sheet was read
+    sheet_error: str | None = None  # the last sample sheet could not be used, and why
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    claimed_version: str | None  # the version the sample holds after the claim
+    superseded_from: str | None = None  # the version this one replaced, when a re-upload made it
 
 
 class ClaimOutcome(StrEnum):
@@ -51,14 +62,27 @@ class JobOutput:
 
 class Catalog(Protocol):
     def record_fastq(self, run_id: str, sample_id: str, fastq: FastqFile, ordering: str) -> SampleRecord: ...
-    def record_ignored(self, run_id: str, key: str, reason: str) -> None: ...
+    def record_ignored(self, run_id: str, key: str, reason: str) -> bool:
+        """True the first time this key is recorded as ignored."""
+        ...
+
     def mark_run_complete(self, run_id: str, marker_key: str) -> None: ...
-    def expect_reads(self, run_id: str, sample_id: str, slots: set[tuple[int, int]]) -> None: ...
-    def run_is_complete(self, run_id: str) -> bool: ...
+    def record_sample_sheet(self, run_id: str, key: str, error: str | None) -> None: ...
+    def declare_sample(
+        self, run_id: str, sample_id: str, lanes: frozenset[int], paired: bool, modality: str | None
+    ) -> None: ...
+    def expect_reads(self, run_id: str, sample_id: str, slots: set[Slot]) -> None: ...
+    def run_state(self, run_id: str) -> RunState: ...
     def samples_of_run(self, run_id: str) -> list[SampleRecord]: ...
     def claim_manifest(
         self, run_id: str, sample_id: str, version: str, manifest_uri: str, execution_name: str
-    ) -> ClaimOutcome: ...
+    ) -> Claim: ...
+    def supersede_manifest(
+        self, run_id: str, sample_id: str, *, previous: str, version: str, manifest_uri: str, execution_name: str
+    ) -> bool:
+        """Replace version `previous` with `version` (a re-upload changed the sample); False if it moved on."""
+        ...
+
     def mark_execution_started(self, run_id: str, sample_id: str, version: str) -> bool:
         """True for the first caller only, so exactly one ingest invocation reports the start."""
         ...

@@ -43,6 +43,7 @@ class IngestSettings(_Settings):
     dragen_version: str = Field(alias="DRAGEN_VERSION", min_length=1)
     reference_uri: str = Field(alias="REFERENCE_URI", pattern=r"^s3://[^/]+/.+")
     modality: str = Field(default="germline-wgs", alias="SEQLANE_DEFAULT_MODALITY")
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
 
     @field_validator("state_machine_arn")
     @classmethod

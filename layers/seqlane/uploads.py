@@ -55,7 +55,7 @@ def _from_eventbridge(message: dict) -> UploadedObject:
         bucket=event.detail.bucket.name,
         key=obj.key,  # Powertools decodes the EventBridge key
         size=int(obj.size),
-        etag=obj.etag.strip('"'),
+        etag=(obj.etag or obj.get("eTag") or "").strip('"'),  # AWS writes "etag"; moto's emulation "eTag"
         sequencer=obj.sequencer,
         region=event.region,
         version_id=obj.get("version-id"),

@@ -58,7 +58,7 @@ def test_demo_layout_and_names(demo):
         ("HG002-demo", 2),
         ("HG003-demo", 3),
     }
-    assert {(p.lane, p.read) for p in parsed} == {(1, 1), (1, 2), (2, 1), (2, 2)}
+    assert {(p.lane, p.read_number) for p in parsed} == {(1, 1), (1, 2), (2, 1), (2, 2)}
     sheet = (demo.run_dir / "SampleSheet.csv").read_text().splitlines()
     assert sheet[:2] == ["[Header]", "FileFormatVersion,2"]
     data = sheet[sheet.index("[BCLConvert_Data]") + 1 :]

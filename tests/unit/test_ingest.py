@@ -26,6 +26,19 @@ ONE_LANE = pytest.param((1,), id="one-lane")
 TWO_LANES = pytest.param((1, 2), id="two-lanes")
 
 
+class RecordingPublisher:
+    """The seqlane events the service published, in order."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict]] = []
+
+    def publish(self, detail_type: str, detail: dict) -> None:
+        self.published.append((detail_type, detail))
+
+    def of_type(self, detail_type: str) -> list[dict]:
+        return [detail for kind, detail in self.published if kind == detail_type]
+
+
 class Env:
     def __init__(self) -> None:
         self.ddb = boto3.client("dynamodb", region_name=REGION)
@@ -42,10 +55,12 @@ class Env:
         self.state_machine_arn = self.sfn.create_state_machine(
             name="analysis", definition=json.dumps(PASS_MACHINE), roleArn="arn:aws:iam::123456789012:role/x"
         )["stateMachineArn"]
+        self.events = RecordingPublisher()
         self.service = IngestService(
             catalog=DynamoCatalog(TABLE, self.ddb),
             store=S3ObjectStore(self.s3),
             orchestrator=StepFunctionsOrchestrator(self.state_machine_arn, self.sfn),
+            events=self.events,
             ingest_bucket=INGEST,
             results_bucket=RESULTS,
             region=REGION,
@@ -54,12 +69,12 @@ class Env:
         )
         self._sequencer = itertools.count(0x100)
 
-    def upload(self, relative_path, run=RUN, etag=None, sequencer=None, bucket=INGEST, region=REGION):
+    def upload(self, relative_path, run=RUN, etag=None, sequencer=None, bucket=INGEST, region=REGION, body=b""):
         """An upload event; each new one gets a later S3 sequencer unless one is given."""
         sequencer = sequencer or format(next(self._sequencer), "X")
         etag = etag or f"etag-{relative_path}"
         if bucket == INGEST:  # the object exists before its event is delivered
-            self.s3.put_object(Bucket=bucket, Key=f"{run}/{relative_path}", Body=b"")
+            self.s3.put_object(Bucket=bucket, Key=f"{run}/{relative_path}", Body=body)
         return UploadedObject(bucket, f"{run}/{relative_path}", 1024, etag, sequencer, region)
 
     def fastq(self, lane, read, run=RUN, **kwargs):
@@ -79,8 +94,9 @@ class Env:
         item = self.ddb.get_item(TableName=TABLE, Key={"pk": {"S": f"RUN#{run}"}, "sk": {"S": sk}}).get("Item")
         return {name: TypeDeserializer().deserialize(value) for name, value in item.items()} if item else None
 
-    def manifest(self, run=RUN) -> dict:
-        [key] = [k for k in self.keys(RESULTS, f"manifests/{run}/{SAMPLE}/") if k.endswith("manifest.json")]
+    def manifest(self, run=RUN, version=None) -> dict:
+        version = version or self.item(f"SAMPLE#{SAMPLE}", run=run)["manifest_version"]
+        key = f"manifests/{run}/{SAMPLE}/{version}/manifest.json"
         return json.loads(self.s3.get_object(Bucket=RESULTS, Key=key)["Body"].read())
 
 
@@ -163,7 +179,7 @@ def test_ingest_lane_missing_read_waits(env):
     outcome = env.service.handle(env.fastq(1, 2))
     # Then the sample waits, naming the missing read, and nothing started
     assert outcome.disposition is Disposition.WAITING
-    assert outcome.detail == "missing L002 R2"
+    assert outcome.detail == "waiting for L002 R2"
     assert env.executions() == []
     assert env.item(f"SAMPLE#{SAMPLE}")["status"] == "RECEIVING"
 
@@ -171,9 +187,11 @@ def test_ingest_lane_missing_read_waits(env):
 @pytest.mark.parametrize(
     ("relative_path", "reason"),
     [
-        ("Reports/fastq_list.csv", "not an Illumina FASTQ name"),
-        (f"{SAMPLE}_S1_L001_R1_001.fastq.gz.md5", "not an Illumina FASTQ name"),
+        ("Reports/fastq_list.csv", "report"),
+        (f"{SAMPLE}_S1_L001_R1_001.fastq.gz.md5", "checksum sidecar"),
         ("Undetermined_S0_L001_R1_001.fastq.gz", "Undetermined"),
+        (f"{SAMPLE}_S1_L001_I1_001.fastq.gz", "index read"),
+        (f"{SAMPLE}_S1_L009_R1_001.fastq.gz", "L009"),
     ],
 )
 def test_ingest_unrecognised_file_ignored_and_recorded(env, relative_path, reason):
@@ -184,6 +202,9 @@ def test_ingest_unrecognised_file_ignored_and_recorded(env, relative_path, reaso
     assert outcome.disposition is Disposition.IGNORED
     assert reason in outcome.detail
     assert reason in env.item(f"IGNORED#{upload.key}")["reason"]
+    # And one FileIgnored event says so, even when the event is delivered again
+    env.service.handle(upload)
+    assert env.events.of_type("FileIgnored") == [{"run_id": RUN, "key": upload.key, "reason": outcome.detail}]
     # And the sample still starts once complete
     for event in [*complete_sample(env), env.marker()]:
         env.service.handle(event)
@@ -202,19 +223,42 @@ def test_ingest_event_from_other_bucket_ignored(env):
     assert env.ddb.scan(TableName=TABLE)["Items"] == []
 
 
-def test_ingest_reupload_after_start_not_started_again(env):
+def test_ingest_reupload_with_new_content_starts_a_new_version_and_reports_it(env):
     # Given a sample whose analysis started
     for upload in [*complete_sample(env), env.marker()]:
         env.service.handle(upload)
-    started_version = env.manifest()["version"]
-    # When one FASTQ is uploaded again with different content
-    outcome = env.service.handle(env.fastq(1, 1, etag="changed-content"))
-    # Then it is reported as a re-upload, and the running version is unchanged
+    started_version = env.item(f"SAMPLE#{SAMPLE}")["manifest_version"]
+    # When one FASTQ is uploaded again with different content, and its event is delivered twice
+    changed = env.fastq(1, 1, etag="changed-content")
+    outcome = env.service.handle(changed)
+    again = env.service.handle(changed)
+    # Then a new version started once, with its own manifest and execution; the first keeps its inputs
     assert outcome.disposition is Disposition.REUPLOADED
-    assert outcome.detail != started_version
+    assert again.disposition is Disposition.ALREADY_STARTED
+    new_version = outcome.detail
+    assert new_version != started_version
+    assert len(env.executions()) == 2
+    sample = env.item(f"SAMPLE#{SAMPLE}")
+    assert sample["manifest_version"] == new_version
+    assert sample["superseded_versions"] == [started_version]
+    old_r1 = next(f for f in env.manifest(version=started_version)["files"] if (f["lane"], f["read"]) == (1, 1))
+    new_r1 = next(f for f in env.manifest(version=new_version)["files"] if (f["lane"], f["read"]) == (1, 1))
+    assert (old_r1["etag"], new_r1["etag"]) == ("etag-NA12878_S1_L001_R1_001.fastq.gz", "changed-content")
+    # And exactly one SampleReuploaded event names both versions
+    [reported] = env.events.of_type("SampleReuploaded")
+    assert (reported["previous_version"], reported["version"]) == (started_version, new_version)
+
+
+def test_ingest_reupload_with_same_content_starts_nothing(env):
+    # Given a sample whose analysis started
+    for upload in [*complete_sample(env), env.marker()]:
+        env.service.handle(upload)
+    # When a FASTQ is uploaded again with the same content (same size and ETag, a later sequencer)
+    outcome = env.service.handle(env.fastq(1, 1))
+    # Then nothing new starts and nothing is reported
+    assert outcome.disposition is Disposition.ALREADY_STARTED
     assert len(env.executions()) == 1
-    assert env.item(f"SAMPLE#{SAMPLE}")["manifest_version"] == started_version
-    assert env.manifest()["version"] == started_version
+    assert env.events.of_type("SampleReuploaded") == []
 
 
 def test_ingest_stale_event_does_not_overwrite_newer_file(env):

@@ -90,6 +90,7 @@ def handler(aws_credentials, monkeypatch):
             "STATE_MACHINE_ARN": state_machine_arn,
             "DRAGEN_VERSION": "4.3.6",
             "REFERENCE_URI": "s3://refs/hg38/",
+            "EVENT_BUS_NAME": "seqlane-test",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_SERVICE_NAME": "seqlane",
         }.items():

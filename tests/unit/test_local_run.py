@@ -51,7 +51,7 @@ def _ignored_item(key: str, reason: str) -> dict:
 
 def _record(sample_id: str, status: SampleStatus, slots: tuple[tuple[int, int], ...] = ()) -> SampleRecord:
     files = {
-        (lane, read): FastqFile(
+        (lane, read, 1): FastqFile(
             key=f"{RUN}/{sample_id}_S1_L{lane:03d}_R{read}_001.fastq.gz", lane=lane, read=read, size=10, etag="e"
         )
         for lane, read in slots

@@ -122,3 +122,12 @@ def test_ordering_left_pads_sequencers():
     # Then the padded orderings compare in event order and have equal width
     assert older.ordering < newer.ordering
     assert len(older.ordering) == len(newer.ordering)
+
+
+def test_uploads_from_eventbridge_reads_motos_etag_spelling(eventbridge):
+    # Given an EventBridge S3 event as moto's emulation spells it ("eTag", not AWS's "etag")
+    eventbridge["detail"]["object"]["eTag"] = eventbridge["detail"]["object"].pop("etag")
+    # When it is parsed, Then the ETag is still the object's, so a redelivered AWS-shaped event matches it
+    [upload] = uploads_from_message(eventbridge)
+    assert upload.etag == eventbridge["detail"]["object"]["eTag"].strip('"')
+    assert upload.etag

@@ -1,7 +1,8 @@
 """The catalog in one DynamoDB table (pk/sk), one partition per run:
 
-RUN#<run> / RUN                              run completion (marker key, time)
-RUN#<run> / SAMPLE#<sample>                  status, one `fastq#L001#R1` attribute per file slot, manifest claim
+RUN#<run> / RUN                              run completion (marker key, time), sample sheet (key or error)
+RUN#<run> / SAMPLE#<sample>                  status, one `fastq#L001#R1` attribute per file slot (`#002` for split
+                                             segments), what the sheet declares, manifest claim and superseded ones
 RUN#<run> / IGNORED#<key>                    a file seqlane does not use, and why
 RUN#<run> / OUTPUT#<sample>#<version>#<path> one output file of an analysis (URI, size, sha256)
 """
@@ -18,7 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from seqlane.manifest import FastqFile
-from seqlane.ports import ClaimOutcome, JobOutput, SampleRecord, SampleStatus
+from seqlane.ports import Claim, ClaimOutcome, JobOutput, RunState, SampleRecord, SampleStatus, Slot
 
 _SLOT_PREFIX = "fastq#"
 _serializer = TypeSerializer()
@@ -52,13 +53,13 @@ def _is_condition_failure(error: ClientError) -> bool:
     return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
-def _slot(lane: int, read: int) -> str:
-    return f"{_SLOT_PREFIX}L{lane:03d}#R{read}"
+def _slot(lane: int, read: int, segment: int = 1) -> str:
+    return f"{_SLOT_PREFIX}L{lane:03d}#R{read}" + (f"#{segment:03d}" if segment > 1 else "")
 
 
-def _parse_slot(slot: str) -> tuple[int, int]:
-    lane, read = slot[len(_SLOT_PREFIX) :].split("#")
-    return int(lane[1:]), int(read[1:])
+def _parse_slot(slot: str) -> Slot:
+    lane, read, *segment = slot[len(_SLOT_PREFIX) :].split("#")
+    return int(lane[1:]), int(read[1:]), int(segment[0]) if segment else 1
 
 
 def _sample_from_item(item: dict[str, Any]) -> SampleRecord:
@@ -71,8 +72,9 @@ def _sample_from_item(item: dict[str, Any]) -> SampleRecord:
                 read=int(value["read"]),
                 size=int(value["size"]),
                 etag=value["etag"],
+                segment=int(value.get("segment", 1)),
             )
-            files[(fastq.lane, fastq.read)] = fastq
+            files[(fastq.lane, fastq.read, fastq.segment)] = fastq
     return SampleRecord(
         run_id=item["run_id"],
         sample_id=item["sample_id"],
@@ -80,6 +82,9 @@ def _sample_from_item(item: dict[str, Any]) -> SampleRecord:
         files=files,
         manifest_version=item.get("manifest_version"),
         expected=frozenset(_parse_slot(slot) for slot in item.get("expected_slots", ())),
+        declared_lanes=frozenset(int(lane) for lane in item["declared_lanes"]) if "declared_lanes" in item else None,
+        paired=item.get("paired"),
+        modality=item.get("modality"),
     )
 
 
@@ -100,6 +105,7 @@ class DynamoCatalog:
             "read": fastq.read,
             "size": fastq.size,
             "etag": fastq.etag,
+            "segment": fastq.segment,
             "ordering": ordering,
         }
         try:
@@ -112,7 +118,7 @@ class DynamoCatalog:
                     "#status = if_not_exists(#status, :receiving)"
                 ),
                 ConditionExpression="attribute_not_exists(#slot) OR #slot.ordering <= :ordering",
-                ExpressionAttributeNames={"#slot": _slot(fastq.lane, fastq.read), "#status": "status"},
+                ExpressionAttributeNames={"#slot": _slot(fastq.lane, fastq.read, fastq.segment), "#status": "status"},
                 ExpressionAttributeValues=_values(
                     {
                         ":file": file_value,
@@ -132,19 +138,26 @@ class DynamoCatalog:
                 raise
             return _sample_from_item(_item(error.response["Item"]))  # a newer file keeps the slot
 
-    def record_ignored(self, run_id: str, key: str, reason: str) -> None:
-        self.client.put_item(
-            TableName=self.table_name,
-            Item=_values(
-                {
-                    "pk": f"RUN#{run_id}",
-                    "sk": f"IGNORED#{key}",
-                    "key": key,
-                    "reason": reason,
-                    "recorded_at": _now(),
-                }
-            ),
-        )
+    def record_ignored(self, run_id: str, key: str, reason: str) -> bool:
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=_values(
+                    {
+                        "pk": f"RUN#{run_id}",
+                        "sk": f"IGNORED#{key}",
+                        "key": key,
+                        "reason": reason,
+                        "recorded_at": _now(),
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(sk)",
+            )
+            return True
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            return False
 
     def mark_run_complete(self, run_id: str, marker_key: str) -> None:
         self.client.update_item(
@@ -155,7 +168,43 @@ class DynamoCatalog:
             ExpressionAttributeValues=_values({":run": run_id, ":true": True, ":marker": marker_key, ":now": _now()}),
         )
 
-    def expect_reads(self, run_id: str, sample_id: str, slots: set[tuple[int, int]]) -> None:
+    def record_sample_sheet(self, run_id: str, key: str, error: str | None) -> None:
+        """A valid sheet is recorded; an invalid one leaves its error (and any earlier valid sheet) on the run."""
+        if error is None:
+            update = "SET run_id = :run, sheet_key = :key, sheet_read_at = :now REMOVE sheet_error, sheet_error_key"
+            values = {":run": run_id, ":key": key, ":now": _now()}
+        else:
+            update = "SET run_id = :run, sheet_error = :error, sheet_error_key = :key"
+            values = {":run": run_id, ":key": key, ":error": error}
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=self._key(run_id, "RUN"),
+            UpdateExpression=update,
+            ExpressionAttributeValues=_values(values),
+        )
+
+    def declare_sample(
+        self, run_id: str, sample_id: str, lanes: frozenset[int], paired: bool, modality: str | None
+    ) -> None:
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+            UpdateExpression="SET run_id = :run, sample_id = :sample, #status = if_not_exists(#status, :receiving), "
+            "declared_lanes = :lanes, paired = :paired, modality = :modality",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=_values(
+                {
+                    ":run": run_id,
+                    ":sample": sample_id,
+                    ":receiving": SampleStatus.RECEIVING.value,
+                    ":lanes": sorted(lanes),
+                    ":paired": paired,
+                    ":modality": modality,
+                }
+            ),
+        )
+
+    def expect_reads(self, run_id: str, sample_id: str, slots: set[Slot]) -> None:
         self.client.update_item(
             TableName=self.table_name,
             Key=self._key(run_id, f"SAMPLE#{sample_id}"),
@@ -167,19 +216,24 @@ class DynamoCatalog:
                     ":run": run_id,
                     ":sample": sample_id,
                     ":receiving": SampleStatus.RECEIVING.value,
-                    ":slots": {_slot(lane, read) for lane, read in slots},
+                    ":slots": {_slot(*slot) for slot in slots},
                 }
             ),
         )
 
-    def run_is_complete(self, run_id: str) -> bool:
+    def run_state(self, run_id: str) -> RunState:
         response = self.client.get_item(
             TableName=self.table_name,
             Key=self._key(run_id, "RUN"),
             ConsistentRead=True,
-            ProjectionExpression="complete",
+            ProjectionExpression="complete, sheet_key, sheet_error",
         )
-        return bool(_item(response.get("Item", {})).get("complete", False))
+        item = _item(response.get("Item", {}))
+        return RunState(
+            closed=bool(item.get("complete", False)),
+            sheet_key=item.get("sheet_key"),
+            sheet_error=item.get("sheet_error"),
+        )
 
     def samples_of_run(self, run_id: str) -> list[SampleRecord]:
         paginator = self.client.get_paginator("query")
@@ -193,7 +247,7 @@ class DynamoCatalog:
 
     def claim_manifest(
         self, run_id: str, sample_id: str, version: str, manifest_uri: str, execution_name: str
-    ) -> ClaimOutcome:
+    ) -> Claim:
         try:
             self.client.update_item(
                 TableName=self.table_name,
@@ -213,13 +267,49 @@ class DynamoCatalog:
                 ),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return ClaimOutcome.CLAIMED
+            return Claim(ClaimOutcome.CLAIMED, version)
         except ClientError as error:
             if not _is_condition_failure(error):
                 raise
-            claimed = _item(error.response["Item"]).get("manifest_version")
+            current = _item(error.response["Item"])
+        claimed = current.get("manifest_version")
+        if claimed != version:
+            return Claim(ClaimOutcome.OTHER_VERSION, claimed)
         # The same version again is a retry after a crash between claim and start: carry on.
-        return ClaimOutcome.CLAIMED if claimed == version else ClaimOutcome.OTHER_VERSION
+        superseded = current.get("superseded_versions") or [None]
+        return Claim(ClaimOutcome.CLAIMED, claimed, superseded_from=superseded[-1])
+
+    def supersede_manifest(
+        self, run_id: str, sample_id: str, *, previous: str, version: str, manifest_uri: str, execution_name: str
+    ) -> bool:
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+                UpdateExpression="SET manifest_version = :version, manifest_uri = :uri, execution_name = :name, "
+                "#status = :manifested, manifested_at = :now, "
+                "superseded_versions = list_append(if_not_exists(superseded_versions, :empty), :previous) "
+                "REMOVE execution_started_at, finished_at, exit_code, status_reason, failure_error, failure_cause",
+                ConditionExpression="manifest_version = :old",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_values(
+                    {
+                        ":version": version,
+                        ":uri": manifest_uri,
+                        ":name": execution_name,
+                        ":manifested": SampleStatus.MANIFESTED.value,
+                        ":now": _now(),
+                        ":empty": [],
+                        ":previous": [previous],
+                        ":old": previous,
+                    }
+                ),
+            )
+            return True
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            return False
 
     def mark_execution_started(self, run_id: str, sample_id: str, version: str) -> bool:
         try:

@@ -28,6 +28,7 @@ def ingest_service(settings: IngestSettings) -> IngestService:
         catalog=DynamoCatalog(settings.catalog_table, _client("dynamodb", settings.region)),
         store=S3ObjectStore(_client("s3", settings.region)),
         orchestrator=StepFunctionsOrchestrator(settings.state_machine_arn, _client("stepfunctions", settings.region)),
+        events=EventBridgePublisher(settings.event_bus_name, _client("events", settings.region)),
         ingest_bucket=settings.ingest_bucket,
         results_bucket=settings.results_bucket,
         region=settings.region,

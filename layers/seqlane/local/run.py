@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqlane.completion import missing_reads
 from seqlane.local.client import LocalClient
-from seqlane.naming import UnrecognisedKey, parse_fastq_name
+from seqlane.naming import FastqKey, classify_key
 from seqlane.ports import SampleRecord, SampleStatus
 
 SUCCEEDED, FAILED, INCOMPLETE = "SUCCEEDED", "FAILED", "INCOMPLETE"
@@ -33,14 +34,12 @@ def check_run_dir(run_dir: Path) -> list[Path]:
         raise RunInputError(f"run folder {run_dir} does not exist")
     if not run_dir.is_dir():
         raise RunInputError(f"{run_dir} is not a folder")
-    fastqs = []
-    for path in sorted(run_dir.rglob("*")):
-        try:
-            if path.is_file():
-                parse_fastq_name(path.name)
-                fastqs.append(path)
-        except UnrecognisedKey:
-            continue
+    fastqs = [
+        path
+        for path in sorted(run_dir.rglob("*"))
+        if path.is_file()
+        and isinstance(classify_key(f"{run_dir.name}/{path.relative_to(run_dir).as_posix()}"), FastqKey)
+    ]
     if not fastqs:
         raise RunInputError(
             f"no Illumina-named FASTQs in {run_dir} (expected <Sample>_S<n>_L<lane>_R<1|2>_001.fastq.gz)"
@@ -161,7 +160,7 @@ def _status_and_error(
             return FAILED, f"job exited with code {item['exit_code']}: {reason}"
         return FAILED, item.get("failure_error") or item.get("status_reason") or "failed without a reason"
     if status == SampleStatus.RECEIVING:
-        missing = record.missing_reads() if record else []
+        missing = missing_reads(record) if record else []
         if missing:
             return INCOMPLETE, f"waiting for {', '.join(missing)}"
         return INCOMPLETE, "waiting for the run to close (no completion marker or sample sheet yet)"

@@ -1,0 +1,237 @@
+"""Ingest on real sequencer output (issue 4): sample sheets, run completion, naming variants, concurrency, crashes
+and chaos, with the real adapters on moto. The invariant everywhere: one manifest and one execution per sample
+version, nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+from moto import mock_aws
+
+from seqlane.ingest import Disposition
+from tests.unit.test_ingest import RUN, SAMPLE, Env
+
+SHEET_V2 = """[Header]
+FileFormatVersion,2
+RunName,{run}
+
+[Reads]
+Read1Cycles,151
+{read2}Index1Cycles,10
+
+[BCLConvert_Settings]
+SoftwareVersion,4.2.7
+
+[BCLConvert_Data]
+Lane,Sample_ID,Index
+1,NA12878,ATTACTCGAT
+2,NA12878,ATTACTCGAT
+1,HG002,TCCGGAGAGA
+2,HG002,TCCGGAGAGA
+1,HG003,CGCTCATTGT
+
+[Seqlane_Settings]
+Modality,germline-wgs
+
+[Seqlane_Data]
+Sample_ID,Modality
+HG002,somatic-wgs
+"""
+
+
+def sheet(paired=True, run=RUN) -> bytes:
+    return SHEET_V2.format(run=run, read2="Read2Cycles,151\n" if paired else "").encode()
+
+
+def name(sample, number, lane, read):
+    return f"{sample}_S{number}_L{lane:03d}_R{read}_001.fastq.gz"
+
+
+@pytest.fixture
+def env(aws_credentials):
+    with mock_aws():
+        yield Env()
+
+
+def handle_all(env, uploads):
+    return [env.service.handle(upload) for upload in uploads]
+
+
+def sample_item(env, sample):
+    return env.item(f"SAMPLE#{sample}")
+
+
+def started_samples(env) -> list[str]:
+    return sorted(name.split("-")[-2] for name in env.executions())
+
+
+def test_ingest_sample_sheet_declared_lanes_start_a_sample_without_a_marker(env):
+    # Given the run's sample sheet (NA12878 on lanes 1 and 2)
+    handle_all(env, [env.upload("SampleSheet.csv", body=sheet())])
+    # When NA12878's lane 1 arrives, then lane 2
+    after_lane1 = handle_all(env, [env.upload(name("NA12878", 1, 1, r)) for r in (1, 2)])
+    after_lane2 = handle_all(env, [env.upload(name("NA12878", 1, 2, r)) for r in (1, 2)])
+    # Then it waits for lane 2, and starts once every declared lane has R1 and R2, with no completion marker
+    assert after_lane1[-1].detail == "waiting for L002 R1, L002 R2"
+    assert after_lane2[-1].disposition is Disposition.STARTED
+    assert started_samples(env) == ["NA12878"]
+
+
+def test_ingest_sample_sheet_arriving_last_starts_complete_samples_and_reports_missing(env):
+    # Given NA12878 and HG002 complete on both lanes, HG003 never uploaded
+    uploads = [
+        env.upload(name(s, n, lane, r)) for s, n in (("NA12878", 1), ("HG002", 2)) for lane in (1, 2) for r in (1, 2)
+    ]
+    outcomes = handle_all(env, uploads)
+    assert {o.disposition for o in outcomes} == {Disposition.WAITING}
+    # When the sample sheet arrives last
+    outcome = env.service.handle(env.upload("SampleSheet.csv", body=sheet()))
+    # Then the two complete samples start, and HG003 is a declared sample with nothing arrived
+    assert outcome.disposition is Disposition.SHEET_READ
+    assert len(outcome.started) == 2
+    hg003 = sample_item(env, "HG003")
+    assert hg003["status"] == "RECEIVING" and hg003["declared_lanes"] == [1]
+    # And HG002 runs with the modality its sheet row names; NA12878 with the sheet's default
+    assert env.manifest(version=None)["route"]["modality"] == "germline-wgs"
+    hg002 = sample_item(env, "HG002")
+    assert f"/{hg002['manifest_version']}/" in hg002["manifest_uri"]
+    manifest = env.s3.get_object(Bucket="results-bucket", Key=hg002["manifest_uri"].split("/", 3)[3])["Body"].read()
+    assert b'"modality": "somatic-wgs"' in manifest
+
+
+def test_ingest_single_end_sheet_needs_only_r1(env):
+    # Given a single-end sheet (no Read2Cycles) and HG003's one lane of R1
+    handle_all(env, [env.upload("SampleSheet.csv", body=sheet(paired=False))])
+    [outcome] = handle_all(env, [env.upload(name("HG003", 3, 1, 1))])
+    # Then it starts, and its fastq-list row has no Read2File
+    assert outcome.disposition is Disposition.STARTED
+    key = sample_item(env, "HG003")["manifest_uri"].split("/", 3)[3]
+    fastq_list = env.s3.get_object(Bucket="results-bucket", Key=key.replace("manifest.json", "fastq_list.csv"))
+    assert (
+        fastq_list["Body"]
+        .read()
+        .decode()
+        .splitlines()[1]
+        .endswith(",1,s3://ingest-bucket/" + f"{RUN}/{name('HG003', 3, 1, 1)},")
+    )
+
+
+def test_ingest_malformed_sheet_is_reported_on_the_run_and_does_not_block_other_runs(env):
+    # Given a sheet whose data row has a lane that does not exist
+    bad = sheet().replace(b"1,HG003,CGCTCATTGT", b"9,HG003,CGCTCATTGT")
+    outcome = env.service.handle(env.upload("SampleSheet.csv", body=bad))
+    # Then it is rejected with the line and section, on the run record and as an event
+    assert outcome.disposition is Disposition.SHEET_REJECTED
+    run_record = env.item("RUN")
+    assert "line 19" in run_record["sheet_error"] and "BCLConvert_Data" in run_record["sheet_error"]
+    [event] = env.events.of_type("SampleSheetRejected")
+    assert (event["line"], event["section"]) == (19, "BCLConvert_Data")
+    # And the run can still close with its marker, and another run is unaffected
+    handle_all(env, [env.upload(name(SAMPLE, 1, 1, r)) for r in (1, 2)] + [env.marker()])
+    other = "241122_A01234_0043_BHYYYYYYYY"
+    handle_all(env, [env.upload(name(SAMPLE, 1, 1, r), run=other) for r in (1, 2)] + [env.marker(run=other)])
+    assert len(env.executions()) == 1 and len(env.executions(run=other)) == 1
+
+
+def test_ingest_lane_merged_split_and_project_folder_names_make_one_manifest(env):
+    # Given lane-merged FASTQs in a Sample_Project folder, split in two segments, as .fastq.ora
+    files = [f"Project_A/{SAMPLE}_S1_R{r}_00{seg}.fastq.ora" for seg in (1, 2) for r in (1, 2)]
+    handle_all(env, [env.upload(f) for f in files] + [env.marker()])
+    # Then one execution, and the fastq-list has one row per segment on lane 1
+    assert len(env.executions()) == 1
+    rows = env.manifest()["fastq_list"]
+    assert [(row["Lane"], row["RGID"]) for row in rows] == [("1", f"{RUN}.{SAMPLE}.1"), ("1", f"{RUN}.{SAMPLE}.1.2")]
+    assert all(row["Read1File"].endswith(".fastq.ora") and row["Read2File"] for row in rows)
+
+
+def test_ingest_multipart_upload_etag_is_a_file_like_any_other(env):
+    # Given FASTQs completed by CompleteMultipartUpload (ETag "<md5>-<parts>")
+    uploads = [env.fastq(1, r, etag=f"9b2cf535f27731c974343645a3985328-{12 + r}") for r in (1, 2)]
+    handle_all(env, [*uploads, env.marker()])
+    # Then the sample starts with those ETags in its manifest
+    assert len(env.executions()) == 1
+    assert {f["etag"] for f in env.manifest()["files"]} == {u.etag for u in uploads}
+
+
+def test_ingest_concurrent_last_two_files_start_one_execution(env):
+    # Given a closed run whose sample waits for its last two files
+    handle_all(env, [env.marker(), env.fastq(1, 1), env.fastq(2, 1)])
+    last = [env.fastq(1, 2), env.fastq(2, 2)]
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def handle(upload):
+        barrier.wait()
+        outcomes.append(env.service.handle(upload))
+
+    # When two invocations handle them at the same moment
+    threads = [threading.Thread(target=handle, args=(upload,)) for upload in last]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then exactly one execution started, and at most one invocation reports it
+    assert len(env.executions()) == 1
+    assert [o.disposition for o in outcomes].count(Disposition.STARTED) == 1
+
+
+class FlakyOrchestrator:
+    """Crashes (as a Lambda timing out would) on chosen calls, then behaves."""
+
+    def __init__(self, real, crash_on: set[int]) -> None:
+        self.real, self.crash_on, self.calls = real, crash_on, 0
+
+    def start_analysis(self, execution_name, execution_input):
+        self.calls += 1
+        if self.calls in self.crash_on:
+            raise TimeoutError("invocation died before starting the execution")
+        return self.real.start_analysis(execution_name, execution_input)
+
+
+def test_ingest_crash_between_claim_and_start_then_redelivery_starts_once(env):
+    # Given an invocation that dies after claiming the manifest, before starting the execution
+    env.service.orchestrator = FlakyOrchestrator(env.service.orchestrator, crash_on={1})
+    uploads = [env.fastq(1, 1), env.fastq(1, 2), env.marker()]
+    handle_all(env, uploads[:2])
+    with pytest.raises(TimeoutError):
+        env.service.handle(uploads[2])
+    # When SQS redelivers that event
+    outcome = env.service.handle(uploads[2])
+    # Then the sample starts once
+    assert outcome.started and len(env.executions()) == 1
+
+
+@pytest.mark.parametrize("seed", [7, 11, 2026])
+def test_ingest_chaos_random_order_duplicates_and_crashes_start_each_sample_once(env, seed):
+    # Given a run of 12 samples x 2 lanes x 2 reads, a sheet, a marker and stray files, delivered in a random
+    # order with 30% of events duplicated, and invocations crashing at random before starting (then redelivered)
+    rng = random.Random(seed)
+    samples = [f"S{n:02d}" for n in range(1, 13)]
+    uploads = [env.upload(name(s, n, lane, r)) for n, s in enumerate(samples, 1) for lane in (1, 2) for r in (1, 2)]
+    sheet_rows = "".join(f"{lane},{s},ACGT\n" for s in samples for lane in (1, 2))
+    text = f"[Header]\nFileFormatVersion,2\n\n[BCLConvert_Data]\nLane,Sample_ID,Index\n{sheet_rows}"
+    uploads += [env.upload("SampleSheet.csv", body=text.encode()), env.marker(), env.upload("Reports/x.html")]
+    deliveries = uploads + [u for u in uploads if rng.random() < 0.3]
+    rng.shuffle(deliveries)
+    crashes = {n for n in range(1, 200) if rng.random() < 0.25}
+    env.service.orchestrator = FlakyOrchestrator(env.service.orchestrator, crash_on=crashes)
+
+    # When every delivery is handled, a crashed one being redelivered until it succeeds (as SQS does)
+    queue = list(deliveries)
+    while queue:
+        upload = queue.pop(0)
+        try:
+            env.service.handle(upload)
+        except TimeoutError:
+            queue.insert(rng.randrange(len(queue) + 1), upload)
+
+    # Then every sample started exactly once, with all four files, and the stray file was reported once
+    assert started_samples(env) == samples
+    for sample in samples:
+        item = sample_item(env, sample)
+        assert item["status"] == "MANIFESTED" and "execution_started_at" in item
+        assert len([k for k in item if k.startswith("fastq#")]) == 4
+    assert len(env.events.of_type("FileIgnored")) == 1
+    assert env.events.of_type("SampleReuploaded") == []
