@@ -7,8 +7,8 @@ import pytest
 from moto import mock_aws
 
 from seqlane.adapters.catalog_table import DynamoCatalog
-from seqlane.manifest import FastqFile
 from seqlane.completion import missing_reads
+from seqlane.manifest import FastqFile
 from seqlane.ports import ClaimOutcome, JobOutput, SampleStatus
 from tests.conftest import REGION
 from tests.unit.test_catalog import TABLE, create_catalog_table
