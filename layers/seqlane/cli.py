@@ -192,15 +192,19 @@ def plan(
     as_json: JsonOption = False,
 ) -> None:
     """Dry run of ingest: which samples, fastq-list rows, modality, what is missing, what is ignored and why."""
-    from seqlane.local.plan import PlanSourceError, local_objects, plan, s3_objects
+    console = Console(file=sys.stdout)  # bound now: the ingest code's own logs go to /dev/null below
+    with _quiet(Path(os.devnull)):
+        from seqlane.local.plan import PlanSourceError, local_objects, plan, s3_objects
 
-    console = Console(file=sys.stdout)
-    try:
-        objects = s3_objects(source) if source.startswith("s3://") else local_objects(Path(source))
-        with _quiet(Path(os.devnull)):  # the ingest code's own logs
+        try:
+            objects = s3_objects(source) if source.startswith("s3://") else local_objects(Path(source))
             result = plan(objects)
-    except PlanSourceError as err:
-        raise _fail(str(err)) from None
+        except PlanSourceError as err:
+            error = err
+        else:
+            error = None
+    if error is not None:
+        raise _fail(str(error))
     if as_json:
         print(json.dumps(result, indent=2))
         return

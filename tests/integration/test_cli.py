@@ -144,3 +144,22 @@ def test_cli_local_up_keeps_a_stack_that_runs_target_until_down(cli_env, tmp_pat
     assert not (tmp_path / "state" / "local.json").exists()
     with pytest.raises(ProcessLookupError):
         os.kill(state["pid"], 0)
+
+
+def test_cli_plan_json_lists_declared_samples_and_exits_zero(cli_env, tmp_path):
+    # Given a demo run folder with one sample's lane-2 R2 missing
+    dataset = generate(tmp_path / "data", seed=5, genome_length=4000)
+    dataset.fastq("HG003-demo", 2, 2).unlink()
+
+    # When it is planned
+    result = seqlane(cli_env, "plan", dataset.run_dir, "--json", timeout=60)
+
+    # Then stdout is the plan only: every sample of the sheet, the missing read named, nothing ignored
+    assert result.returncode == 0, result.stderr
+    planned = json.loads(result.stdout)
+    assert planned["run_id"] == dataset.run_id
+    by_id = {s["sample_id"]: s for s in planned["samples"]}
+    assert sorted(by_id) == sorted(dataset.sample_ids)
+    assert by_id["HG003-demo"]["missing"] == ["L002 R2"] and not by_id["HG003-demo"]["complete"]
+    assert all(by_id[s]["complete"] for s in ("HG002-demo", "NA12878-demo"))
+    assert planned["ignored"] == []

@@ -1,0 +1,108 @@
+"""`seqlane plan`: the ingest code's own decisions on a local run folder, without starting anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from seqlane.local.plan import PlanSourceError, local_objects, plan
+
+RUN = "241122_LH00123_0099_AMESSY"
+SHEET = """[Header]
+FileFormatVersion,2
+
+[Reads]
+Read1Cycles,151
+Read2Cycles,151
+
+[BCLConvert_Data]
+Lane,Sample_ID,Index
+1,S-1,AAAA
+2,S-1,AAAA
+1,S.2,CCCC
+2,S.2,CCCC
+1,S-3,GGGG
+
+[Seqlane_Data]
+Sample_ID,Modality
+S.2,somatic-wgs
+"""
+
+
+@pytest.fixture
+def run_dir(tmp_path, aws_credentials):
+    """A real-looking run folder: a project folder, a sample missing one read, a declared sample never written,
+    an index read, Undetermined reads, a checksum sidecar and a report."""
+    root = tmp_path / RUN
+    project = root / "Project_A"
+    project.mkdir(parents=True)
+    for sample, number in (("S-1", 1), ("S.2", 2)):
+        for lane in (1, 2):
+            for read in (1, 2):
+                (project / f"{sample}_S{number}_L00{lane}_R{read}_001.fastq.gz").write_bytes(b"x")
+    (project / "S.2_S2_L002_R2_001.fastq.gz").unlink()
+    (project / "S-1_S1_L001_I1_001.fastq.gz").write_bytes(b"x")
+    (root / "Undetermined_S0_L001_R1_001.fastq.gz").write_bytes(b"x")
+    (project / "S-1_S1_L001_R1_001.fastq.gz.md5").write_text("abc\n")
+    (root / "Reports").mkdir()
+    (root / "Reports" / "Demultiplex_Stats.csv").write_text("x\n")
+    (root / "SampleSheet.csv").write_text(SHEET)
+    return root
+
+
+def test_plan_reports_samples_missing_reads_modality_and_ignored_files(run_dir):
+    # Given a run folder with its sample sheet and no completion marker
+    # When it is planned
+    result = plan(local_objects(run_dir))
+
+    # Then the run id is the folder's name, and every declared sample is listed
+    assert result["run_id"] == RUN
+    samples = {s["sample_id"]: s for s in result["samples"]}
+    assert sorted(samples) == ["S-1", "S-3", "S.2"]
+    # And the complete sample has one fastq-list row per lane, pointing at the local files
+    assert samples["S-1"]["complete"] is True and samples["S-1"]["missing"] == []
+    rows = samples["S-1"]["fastq_list"]
+    assert [(r["RGID"], r["Lane"]) for r in rows] == [(f"{RUN}.S-1.1", "1"), (f"{RUN}.S-1.2", "2")]
+    assert rows[0]["Read1File"] == str(run_dir / "Project_A" / "S-1_S1_L001_R1_001.fastq.gz")
+    # And the incomplete ones say what is missing; the sheet's modality is used
+    assert (samples["S.2"]["complete"], samples["S.2"]["missing"], samples["S.2"]["modality"]) == (
+        False,
+        ["L002 R2"],
+        "somatic-wgs",
+    )
+    assert samples["S-3"]["missing"] == ["L001 R1", "L001 R2"] and samples["S-3"]["fastq_list"] == []
+    # And each ignored file has its reason
+    reasons = {entry["key"].split("/", 1)[1]: entry["reason"] for entry in result["ignored"]}
+    assert "index read" in reasons["Project_A/S-1_S1_L001_I1_001.fastq.gz"]
+    assert "Undetermined" in reasons["Undetermined_S0_L001_R1_001.fastq.gz"]
+    assert "checksum sidecar" in reasons["Project_A/S-1_S1_L001_R1_001.fastq.gz.md5"]
+    assert "Reports/" in reasons["Reports/Demultiplex_Stats.csv"]
+
+
+def test_plan_with_marker_and_no_sheet_closes_the_run_with_what_arrived(run_dir):
+    # Given the same folder without its sheet, closed by a completion marker
+    (run_dir / "SampleSheet.csv").unlink()
+    (run_dir / "CopyComplete.txt").write_text("")
+
+    # When it is planned
+    result = plan(local_objects(run_dir))
+
+    # Then the samples that arrived are planned (S-3 is unknown without the sheet), and the default modality holds
+    samples = {s["sample_id"]: s for s in result["samples"]}
+    assert sorted(samples) == ["S-1", "S.2"]
+    assert result["closed_by_marker"] is True
+    assert samples["S-1"]["complete"] and samples["S.2"]["missing"] == ["L002 R2"]
+    assert {s["modality"] for s in samples.values()} == {"germline-wgs"}
+
+
+def test_plan_malformed_sheet_is_reported_with_line_and_section(run_dir):
+    # Given a sheet with an unusable lane
+    (run_dir / "SampleSheet.csv").write_text(SHEET.replace("1,S-3,GGGG", "L1,S-3,GGGG"))
+    # When planned, Then the sheet error names its line and section, and nothing is declared by it
+    result = plan(local_objects(run_dir))
+    assert "line 14" in result["sample_sheet"]["error"] and "BCLConvert_Data" in result["sample_sheet"]["error"]
+    assert "S-3" not in {s["sample_id"] for s in result["samples"]}
+
+
+def test_plan_refuses_a_missing_folder(tmp_path):
+    with pytest.raises(PlanSourceError, match="does not exist"):
+        local_objects(tmp_path / "nope")
