@@ -79,3 +79,27 @@ def test_event_schemas_readme_examples_conform():
     assert len(examples) == 2
     for detail_type, example in zip(("AnalysisSucceeded", "AnalysisFailed"), examples, strict=True):
         Draft202012Validator(schema(detail_type)).validate(example)
+
+
+def test_ingest_event_schemas_match_published_details(aws_credentials):
+    from moto import mock_aws
+
+    from tests.unit.test_ingest import Env
+
+    with mock_aws():
+        env = Env()
+        # Given a run with a stray file, a rejected sheet, and a sample re-uploaded after its start
+        env.service.handle(env.upload("Reports/Demultiplex_Stats.csv"))
+        env.service.handle(env.upload("SampleSheet.csv", body=b"[Header]\nFileFormatVersion,2\n"))
+        for upload in [env.fastq(1, 1), env.fastq(1, 2), env.marker()]:
+            env.service.handle(upload)
+        env.service.handle(env.fastq(1, 1, etag="changed"))
+
+    # When each published detail is validated against its schema
+    published = {kind: detail for kind, detail in env.events.published}
+    assert set(published) == {"FileIgnored", "SampleSheetRejected", "SampleReuploaded"}
+    for kind, detail in published.items():
+        loaded = schema(kind)
+        # Then it conforms, and the schema requires every key the code always publishes
+        Draft202012Validator(loaded).validate(detail)
+        assert set(loaded["required"]) <= set(detail) <= set(loaded["properties"])
