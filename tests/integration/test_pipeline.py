@@ -91,11 +91,11 @@ def test_pipeline_records_failed_job_and_publishes_analysis_failed(pipeline, fak
 
 
 def test_pipeline_starts_one_execution_when_uploads_repeat_and_reorder(pipeline):
-    # Given the marker first, then every FASTQ uploaded twice in reverse order (as a retrying uploader would)
-    pipeline.upload(f"{RUN}/CopyComplete.txt", b"")
+    # Given every FASTQ uploaded twice in reverse order (as a retrying uploader would), then the marker twice
     names = [f"NA12878_S1_L00{lane}_R{read}_001.fastq.gz" for lane in (1, 2) for read in (1, 2)]
     for name in reversed(names * 2):
         pipeline.upload(f"{RUN}/{name}", fastq(name))
+    pipeline.upload(f"{RUN}/CopyComplete.txt", b"")
     pipeline.upload(f"{RUN}/CopyComplete.txt", b"")
 
     # When every event has been handled

@@ -235,3 +235,17 @@ def test_ingest_chaos_random_order_duplicates_and_crashes_start_each_sample_once
         assert len([k for k in item if k.startswith("fastq#")]) == 4
     assert len(env.events.of_type("FileIgnored")) == 1
     assert env.events.of_type("SampleReuploaded") == []
+
+
+def test_ingest_marker_uploaded_before_the_files_starts_what_arrived_and_reports_later_lanes(env):
+    # Given a completion marker uploaded before any FASTQ of the run (no sample sheet): the run closes empty
+    env.service.handle(env.marker())
+    # When lane 2 arrives complete, then lane 1
+    lane2 = handle_all(env, [env.fastq(2, 1), env.fastq(2, 2)])
+    lane1 = handle_all(env, [env.fastq(1, 1), env.fastq(1, 2)])
+    # Then lane 2 started as it was, and lane 1 made a new version, started and reported, never mixed into the first
+    assert lane2[-1].disposition is Disposition.STARTED
+    assert lane1[-1].disposition is Disposition.REUPLOADED
+    assert len(env.executions()) == 2
+    [reported] = env.events.of_type("SampleReuploaded")
+    assert reported["previous_version"] == lane2[-1].detail and reported["version"] == lane1[-1].detail
