@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/transitions.py
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/demo.py
+	$(BIN)/python benchmarks/ingest.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache seqlane-demo

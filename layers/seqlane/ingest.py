@@ -22,7 +22,16 @@ from seqlane.naming import (
     classify_key,
 )
 from seqlane.observability import logger
-from seqlane.ports import Catalog, ClaimOutcome, EventPublisher, ObjectStore, Orchestrator, SampleRecord, Slot
+from seqlane.ports import (
+    Catalog,
+    ClaimOutcome,
+    EventPublisher,
+    ObjectStore,
+    Orchestrator,
+    RunState,
+    SampleRecord,
+    Slot,
+)
 from seqlane.samplesheet import SampleSheetError, parse_sample_sheet
 from seqlane.uploads import UploadedObject
 
@@ -95,7 +104,8 @@ class IngestService:
             segment=name.segment,
         )
         sample = self.catalog.record_fastq(run_id, name.sample_id, fastq, upload.ordering)
-        run = self.catalog.run_state(run_id)
+        # A sample the sheet declares with lanes is decided by its own record: one catalog call per event.
+        run = RunState() if sample.declared_lanes else self.catalog.run_state(run_id)
         if not is_ready(sample, run):
             waiting = ", ".join(missing_reads(sample)) or "the run's completion marker or sample sheet"
             return Outcome(Disposition.WAITING, upload.key, run_id, name.sample_id, f"waiting for {waiting}")
