@@ -81,17 +81,25 @@ class LocalFunction:
             "AWS_LAMBDA_FUNCTION_NAME": self.spec.physical_name,
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
-        with _ENVIRON_LOCK:
-            saved = {name: os.environ.get(name) for name in environment}
-            os.environ.update(environment)
-            try:
-                yield
-            finally:
-                for name, value in saved.items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
+        with _ENVIRON_LOCK, patched_environ(environment):
+            yield
+
+
+@contextmanager
+def patched_environ(values: dict[str, str], cleared: tuple[str, ...] = ()) -> Iterator[None]:
+    """Set `values` and unset `cleared` in os.environ, and put everything back afterwards."""
+    saved = {name: os.environ.get(name) for name in (*values, *cleared)}
+    for name in cleared:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from seqlane.local import moto_asl
 from seqlane.local.batch import LocalBatchExecutor
-from seqlane.local.delivery import QueuePump
+from seqlane.local.delivery import QueuePump, patched_environ
 from seqlane.local.stack import LocalStack, deploy
 
 MOTO_CONFIG = {
@@ -66,18 +66,8 @@ def local_aws_environment(endpoint: str, region: str) -> Iterator[None]:
         "AWS_REGION": region,
         "MOTO_PORT": endpoint.rsplit(":", 1)[1],
     }
-    saved = {name: os.environ.get(name) for name in (*values, *_CLEARED)}
-    for name in _CLEARED:
-        os.environ.pop(name, None)
-    os.environ.update(values)
-    try:
+    with patched_environ(values, cleared=_CLEARED):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class LocalHost:
