@@ -104,11 +104,14 @@ class IngestService:
             segment=name.segment,
         )
         sample = self.catalog.record_fastq(run_id, name.sample_id, fastq, upload.ordering)
-        # A sample the sheet declares with lanes is decided by its own record: one catalog call per event.
+        missing = missing_reads(sample)
+        if missing:  # decided by the sample's own record: one catalog call for most events
+            return Outcome(Disposition.WAITING, upload.key, run_id, name.sample_id, f"waiting for {', '.join(missing)}")
+        # All its reads are in: a sample the sheet declares with lanes may start; any other needs the closed run.
         run = RunState() if sample.declared_lanes else self.catalog.run_state(run_id)
         if not is_ready(sample, run):
-            waiting = ", ".join(missing_reads(sample)) or "the run's completion marker or sample sheet"
-            return Outcome(Disposition.WAITING, upload.key, run_id, name.sample_id, f"waiting for {waiting}")
+            waiting = "waiting for the run's completion marker or sample sheet"
+            return Outcome(Disposition.WAITING, upload.key, run_id, name.sample_id, waiting)
         return self._advance(sample, upload.key)
 
     def _read_sample_sheet(self, run_id: str, key: str) -> Outcome:
