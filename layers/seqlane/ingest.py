@@ -182,6 +182,9 @@ class IngestService:
             ),
             files=tuple(sample.files.values()),
         )
+        if sample.started and sample.manifest_version == manifest.version:
+            # A repeated event, sheet or marker for a sample already running this version: nothing to write.
+            return Outcome(Disposition.ALREADY_STARTED, key, sample.run_id, sample.sample_id, manifest.version)
         claim = self.catalog.claim_manifest(
             sample.run_id, sample.sample_id, manifest.version, manifest.manifest_uri, manifest.execution_name
         )

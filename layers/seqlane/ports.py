@@ -31,6 +31,7 @@ class SampleRecord:
     declared_lanes: frozenset[int] | None = None  # from the sample sheet; None: the sheet does not list it
     paired: bool | None = None  # from the sample sheet
     modality: str | None = None  # from the sample sheet ([Seqlane_Data] / [Seqlane_Settings])
+    started: bool = False  # the execution of manifest_version was started (recorded after StartExecution)
 
 
 @dataclass(frozen=True)

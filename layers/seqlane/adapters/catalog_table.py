@@ -85,6 +85,7 @@ def _sample_from_item(item: dict[str, Any]) -> SampleRecord:
         declared_lanes=frozenset(int(lane) for lane in item["declared_lanes"]) if "declared_lanes" in item else None,
         paired=item.get("paired"),
         modality=item.get("modality"),
+        started="execution_started_at" in item,
     )
 
 
