@@ -181,7 +181,7 @@ def test_ingest_lane_missing_read_waits(env):
     assert outcome.disposition is Disposition.WAITING
     assert outcome.detail == "waiting for L002 R2"
     assert env.executions() == []
-    assert env.item(f"SAMPLE#{SAMPLE}")["status"] == "RECEIVING"
+    assert env.service.catalog.samples_of_run(RUN)[0].status == "RECEIVING"
 
 
 @pytest.mark.parametrize(

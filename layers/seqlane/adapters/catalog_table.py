@@ -3,6 +3,9 @@
 RUN#<run> / RUN                              run completion (marker key, time), sample sheet (key or error)
 RUN#<run> / SAMPLE#<sample>                  status, one `fastq#L001#R1` attribute per file slot (`#002` for split
                                              segments), what the sheet declares, manifest claim and superseded ones
+
+Run and sample ids are read from the keys, and a sample item without `status` is RECEIVING: the slot write, the
+one write of every upload event, sets nothing but its slot.
 RUN#<run> / IGNORED#<key>                    a file seqlane does not use, and why
 RUN#<run> / OUTPUT#<sample>#<version>#<path> one output file of an analysis (URI, size, sha256)
 """
@@ -76,8 +79,8 @@ def _sample_from_item(item: dict[str, Any]) -> SampleRecord:
             )
             files[(fastq.lane, fastq.read, fastq.segment)] = fastq
     return SampleRecord(
-        run_id=item["run_id"],
-        sample_id=item["sample_id"],
+        run_id=item["pk"].removeprefix("RUN#"),
+        sample_id=item["sk"].removeprefix("SAMPLE#"),
         status=SampleStatus(item.get("status", SampleStatus.RECEIVING)),
         files=files,
         manifest_version=item.get("manifest_version"),
@@ -108,28 +111,17 @@ class DynamoCatalog:
             "etag": fastq.etag,
             "segment": fastq.segment,
             "ordering": ordering,
+            "recorded_at": _now(),
         }
         try:
             response = self.client.update_item(
                 TableName=self.table_name,
                 Key=self._key(run_id, f"SAMPLE#{sample_id}"),
                 # A later S3 sequencer wins the slot; an older event arriving late changes nothing.
-                UpdateExpression=(
-                    "SET #slot = :file, run_id = :run, sample_id = :sample, updated_at = :now, "
-                    "#status = if_not_exists(#status, :receiving)"
-                ),
+                UpdateExpression="SET #slot = :file",
                 ConditionExpression="attribute_not_exists(#slot) OR #slot.ordering <= :ordering",
-                ExpressionAttributeNames={"#slot": _slot(fastq.lane, fastq.read, fastq.segment), "#status": "status"},
-                ExpressionAttributeValues=_values(
-                    {
-                        ":file": file_value,
-                        ":run": run_id,
-                        ":sample": sample_id,
-                        ":now": _now(),
-                        ":receiving": SampleStatus.RECEIVING.value,
-                        ":ordering": ordering,
-                    }
-                ),
+                ExpressionAttributeNames={"#slot": _slot(fastq.lane, fastq.read, fastq.segment)},
+                ExpressionAttributeValues=_values({":file": file_value, ":ordering": ordering}),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -190,14 +182,9 @@ class DynamoCatalog:
         self.client.update_item(
             TableName=self.table_name,
             Key=self._key(run_id, f"SAMPLE#{sample_id}"),
-            UpdateExpression="SET run_id = :run, sample_id = :sample, #status = if_not_exists(#status, :receiving), "
-            "declared_lanes = :lanes, paired = :paired, modality = :modality",
-            ExpressionAttributeNames={"#status": "status"},
+            UpdateExpression="SET declared_lanes = :lanes, paired = :paired, modality = :modality",
             ExpressionAttributeValues=_values(
                 {
-                    ":run": run_id,
-                    ":sample": sample_id,
-                    ":receiving": SampleStatus.RECEIVING.value,
                     ":lanes": sorted(lanes),
                     ":paired": paired,
                     ":modality": modality,
@@ -209,17 +196,8 @@ class DynamoCatalog:
         self.client.update_item(
             TableName=self.table_name,
             Key=self._key(run_id, f"SAMPLE#{sample_id}"),
-            UpdateExpression="SET run_id = :run, sample_id = :sample, #status = if_not_exists(#status, :receiving) "
-            "ADD expected_slots :slots",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=_values(
-                {
-                    ":run": run_id,
-                    ":sample": sample_id,
-                    ":receiving": SampleStatus.RECEIVING.value,
-                    ":slots": {_slot(*slot) for slot in slots},
-                }
-            ),
+            UpdateExpression="ADD expected_slots :slots",
+            ExpressionAttributeValues=_values({":slots": {_slot(*slot) for slot in slots}}),
         )
 
     def run_state(self, run_id: str) -> RunState:

@@ -101,10 +101,14 @@ def execute(client: LocalClient, request: RunRequest, on_progress: Progress | No
 
 def sample_states(items: list[dict[str, Any]]) -> list[dict[str, str]]:
     return [
-        {"sample_id": item["sample_id"], "state": item.get("status", SampleStatus.RECEIVING)}
+        {"sample_id": _sample_id(item), "state": item.get("status", SampleStatus.RECEIVING)}
         for item in sorted(items, key=lambda item: item["sk"])
         if item["sk"].startswith("SAMPLE#")
     ]
+
+
+def _sample_id(item: dict[str, Any]) -> str:
+    return item["sk"].removeprefix("SAMPLE#")
 
 
 def summarise(
@@ -118,14 +122,15 @@ def summarise(
 ) -> dict[str, Any]:
     records_by_id = {record.sample_id: record for record in records}
     samples = []
-    for item in sorted((i for i in items if i["sk"].startswith("SAMPLE#")), key=lambda i: i["sample_id"]):
+    for item in sorted((i for i in items if i["sk"].startswith("SAMPLE#")), key=_sample_id):
+        sample_id = _sample_id(item)
         version = item.get("manifest_version")
-        output_prefix = f"OUTPUT#{item['sample_id']}#{version}#"
+        output_prefix = f"OUTPUT#{sample_id}#{version}#"
         outputs = sorted(i["uri"] for i in items if version and i["sk"].startswith(output_prefix))
-        status, error = _status_and_error(item, records_by_id.get(item["sample_id"]), jobs_dir)
+        status, error = _status_and_error(item, records_by_id.get(sample_id), jobs_dir)
         samples.append(
             {
-                "sample_id": item["sample_id"],
+                "sample_id": sample_id,
                 "status": status,
                 "execution_name": item.get("execution_name"),
                 "manifest_uri": item.get("manifest_uri"),
