@@ -4,8 +4,8 @@
    in one of 10,000, timed in alternating blocks so that drift in the emulator hits both alike: per-event work must
    not grow with the run (no listing of the run folder per event).
 2. Events per second against bare conditional DynamoDB writes on the same moto, in the same alternating blocks.
-   An event makes two DynamoDB calls (the conditional slot update and a consistent read of the run), so the share
-   measures the handler's overhead per call.
+   A waiting event makes one DynamoDB call (the conditional slot update); the run is read only when a sample's
+   own reads are all in. The share measures what the handler adds to that one write.
 3. A burst: 1,000 samples x 2 lanes x 2 reads, a sample sheet and a completion marker, delivered shuffled with 20%
    duplicates: exactly one execution per sample, none lost, none doubled.
 The completion marker lists the run folder once per run by design (not per event): no marker is among the timed
@@ -155,7 +155,7 @@ def populated_run(clients: dict, objects: int) -> tuple[Stack, str]:
             key = {"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}}
             recorded = stack.ddb.get_item(TableName=stack.table, Key=key)["Item"]
             recorded = {name: deserializer.deserialize(value) for name, value in recorded.items()}
-            assert recorded | {"updated_at": ""} == item | {"updated_at": ""}, (recorded, item)
+            assert _without_times(recorded) == _without_times(item), (recorded, item)
         else:
             items.append({"PutRequest": {"Item": {name: serializer.serialize(v) for name, v in item.items()}}})
         if number % 500 == 0:
@@ -169,16 +169,7 @@ def populated_run(clients: dict, objects: int) -> tuple[Stack, str]:
 
 def catalog_item(run: str, sample_id: str, uploads: dict) -> dict:
     """The sample item DynamoCatalog.record_fastq leaves after these uploads (as Python values)."""
-    from seqlane.ports import SampleStatus
-
-    item = {
-        "pk": f"RUN#{run}",
-        "sk": f"SAMPLE#{sample_id}",
-        "run_id": run,
-        "sample_id": sample_id,
-        "status": SampleStatus.RECEIVING.value,
-        "updated_at": "2024-11-21T00:00:00.000+00:00",
-    }
+    item = {"pk": f"RUN#{run}", "sk": f"SAMPLE#{sample_id}"}
     for (lane, read), upload in uploads.items():
         item[f"fastq#L{lane:03d}#R{read}"] = {
             "key": upload.key,
@@ -188,8 +179,16 @@ def catalog_item(run: str, sample_id: str, uploads: dict) -> dict:
             "etag": upload.etag,
             "segment": 1,
             "ordering": upload.ordering,
+            "recorded_at": "2024-11-21T00:00:00.000+00:00",
         }
     return item
+
+
+def _without_times(item: dict) -> dict:
+    return {
+        name: {k: v for k, v in value.items() if k != "recorded_at"} if isinstance(value, dict) else value
+        for name, value in item.items()
+    }
 
 
 def timed_handle(stack: Stack, run: str, number: int) -> tuple[float, float]:
