@@ -106,3 +106,38 @@ def test_plan_malformed_sheet_is_reported_with_line_and_section(run_dir):
 def test_plan_refuses_a_missing_folder(tmp_path):
     with pytest.raises(PlanSourceError, match="does not exist"):
         local_objects(tmp_path / "nope")
+
+
+def test_plan_s3_source_is_listed_from_its_run_folder(run_dir, aws_credentials):
+    import boto3
+    from moto import mock_aws
+
+    from seqlane.local.plan import s3_objects
+
+    # Given the run folder uploaded under a deeper prefix of a bucket
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-2")
+        s3.create_bucket(Bucket="lab", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
+        for path in (p for p in run_dir.rglob("*") if p.is_file()):
+            s3.put_object(
+                Bucket="lab", Key=f"sequencer1/{RUN}/{path.relative_to(run_dir).as_posix()}", Body=path.read_bytes()
+            )
+        # When it is listed as a plan source
+        objects = s3_objects(f"s3://lab/sequencer1/{RUN}/")
+
+    # Then keys start at the run folder, locations are the real URIs, and only the sheet was read
+    sheet = next(o for o in objects if o.key == f"{RUN}/SampleSheet.csv")
+    assert sheet.location == f"s3://lab/sequencer1/{RUN}/SampleSheet.csv" and sheet.body == SHEET.encode()
+    assert all(o.key.startswith(f"{RUN}/") for o in objects)
+    assert [o.body for o in objects if o is not sheet] == [None] * (len(objects) - 1)
+    # And the plan is the same as for the local folder, with S3 URIs in the fastq-list
+    result = plan(objects)
+    rows = next(s for s in result["samples"] if s["sample_id"] == "S-1")["fastq_list"]
+    assert rows[0]["Read1File"] == f"s3://lab/sequencer1/{RUN}/Project_A/S-1_S1_L001_R1_001.fastq.gz"
+
+
+def test_plan_s3_source_without_a_run_folder_is_refused():
+    from seqlane.local.plan import s3_objects
+
+    with pytest.raises(PlanSourceError, match="does not name a run folder"):
+        s3_objects("s3://lab/")
