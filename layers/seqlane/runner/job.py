@@ -14,10 +14,11 @@ import signal
 import subprocess
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from seqlane.manifest import Manifest
+from seqlane.manifest import FastqFile, Manifest
 from seqlane.runner.cpu import CpuEngine
 from seqlane.runner.dragen import DragenEngine, Engine, EngineError, JobPaths, find_dragen
 from seqlane.runner.metrics import MetricsError, summary_metrics
@@ -31,6 +32,7 @@ _REGION_VARIABLES = ("SEQLANE_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
 ENGINES = ("dragen", "cpu")
 DEFAULT_ENGINE = "dragen"  # a DRAGEN route never falls back to another engine by itself
 _CHUNK = 8 * 1024 * 1024
+_TRANSFER_FILES_AT_ONCE = 4
 
 logger = logging.getLogger(__name__)
 
@@ -103,20 +105,22 @@ def job_paths(manifest: Manifest, workdir: Path) -> JobPaths:
 
 
 def stage(manifest: Manifest, storage: S3Storage, paths: JobPaths, fastq_dir: Path) -> None:
-    """Download the FASTQs (checking sizes) and an s3:// reference, then write the local fastq-list CSV."""
-    local: dict = {}
-    for fastq in manifest.sorted_files:
+    """Download the FASTQs (checking sizes, several files at a time) and an s3:// reference, then write the local
+    fastq-list CSV."""
+    local = {fastq: fastq_dir / PurePosixPath(fastq.key).name for fastq in manifest.sorted_files}
+    if len(set(local.values())) != len(local):
+        raise RunnerError("two FASTQs of the manifest have the same file name", EXIT_USAGE)
+
+    def fetch(fastq: FastqFile) -> None:
         uri = f"s3://{manifest.ingest_bucket}/{fastq.key}"
-        path = fastq_dir / PurePosixPath(fastq.key).name
-        if path in local.values():
-            raise RunnerError(f"two FASTQs of the manifest are both named {path.name}", EXIT_USAGE)
-        size = _download(storage, uri, path)
+        size = _download(storage, uri, local[fastq])
         if size != fastq.size:
             raise RunnerError(
                 f"{uri} is {size} bytes but the manifest says {fastq.size}: it changed after the manifest was written",
                 EXIT_INPUT_CHANGED,
             )
-        local[fastq] = path
+
+    _concurrently(fetch, local)
     logger.info("staged %d FASTQs, %d bytes", len(local), sum(f.size for f in local))
 
     reference = manifest.route.reference_uri
@@ -166,13 +170,16 @@ def run_command(command: list[str]) -> tuple[int, datetime, datetime]:
 
 
 def upload_outputs(output_dir: Path, output_uri: str, storage: S3Storage) -> list[dict]:
-    """Upload each file under output_dir to output_uri + its relative path; returns records sorted by path."""
-    outputs = []
-    for path in sorted(p for p in output_dir.rglob("*") if p.is_file()):
+    """Upload each file under output_dir to output_uri + its relative path, several at a time; returns records
+    sorted by path."""
+
+    def upload(path: Path) -> dict:
         relative = path.relative_to(output_dir).as_posix()
         size, sha256 = _size_and_sha256(path)
         storage.upload(path, output_uri + relative)
-        outputs.append({"path": relative, "uri": output_uri + relative, "size": size, "sha256": sha256})
+        return {"path": relative, "uri": output_uri + relative, "size": size, "sha256": sha256}
+
+    outputs = _concurrently(upload, sorted(p for p in output_dir.rglob("*") if p.is_file()))
     logger.info("uploaded %d outputs, %d bytes, to %s", len(outputs), sum(o["size"] for o in outputs), output_uri)
     return sorted(outputs, key=lambda o: o["path"])
 
@@ -184,6 +191,17 @@ def read_metrics(output_dir: Path) -> dict:
     except (MetricsError, OSError) as err:
         logger.warning("metrics not read: %s", err)
         return {}
+
+
+def _concurrently(work, items) -> list:
+    """`work` on each item, a few at a time (each S3 transfer is itself multipart-parallel); results in item order,
+    and the first failure raised after every started transfer has ended."""
+    items = list(items)
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(_TRANSFER_FILES_AT_ONCE, len(items))) as pool:
+        futures = [pool.submit(work, item) for item in items]
+    return [future.result() for future in futures]
 
 
 def _size_and_sha256(path: Path) -> tuple[int, str]:
