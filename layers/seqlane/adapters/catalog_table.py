@@ -56,6 +56,17 @@ def _is_condition_failure(error: ClientError) -> bool:
     return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
+def _conditional(write, **request) -> tuple[bool, dict[str, Any]]:
+    """A conditional write: (True, its response) when it applied, (False, the item as it stands, when the request
+    asked for it with ReturnValuesOnConditionCheckFailure) when its condition did not hold."""
+    try:
+        return True, write(**request)
+    except ClientError as error:
+        if not _is_condition_failure(error):
+            raise
+        return False, _item(error.response.get("Item", {}))
+
+
 def _slot(lane: int, read: int, segment: int = 1) -> str:
     return f"{_SLOT_PREFIX}L{lane:03d}#R{read}" + (f"#{segment:03d}" if segment > 1 else "")
 
@@ -113,44 +124,31 @@ class DynamoCatalog:
             "ordering": ordering,
             "recorded_at": _now(),
         }
-        try:
-            response = self.client.update_item(
-                TableName=self.table_name,
-                Key=self._key(run_id, f"SAMPLE#{sample_id}"),
-                # A later S3 sequencer wins the slot; an older event arriving late changes nothing.
-                UpdateExpression="SET #slot = :file",
-                ConditionExpression="attribute_not_exists(#slot) OR #slot.ordering <= :ordering",
-                ExpressionAttributeNames={"#slot": _slot(fastq.lane, fastq.read, fastq.segment)},
-                ExpressionAttributeValues=_values({":file": file_value, ":ordering": ordering}),
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-            return _sample_from_item(_item(response["Attributes"]))
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            return _sample_from_item(_item(error.response["Item"]))  # a newer file keeps the slot
+        applied, result = _conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+            # A later S3 sequencer wins the slot; an older event arriving late changes nothing.
+            UpdateExpression="SET #slot = :file",
+            ConditionExpression="attribute_not_exists(#slot) OR #slot.ordering <= :ordering",
+            ExpressionAttributeNames={"#slot": _slot(fastq.lane, fastq.read, fastq.segment)},
+            ExpressionAttributeValues=_values({":file": file_value, ":ordering": ordering}),
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        # Not applied: a newer file keeps the slot, and the item as it stands is the sample.
+        return _sample_from_item(_item(result["Attributes"]) if applied else result)
 
     def record_ignored(self, run_id: str, key: str, reason: str) -> bool:
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=_values(
-                    {
-                        "pk": f"RUN#{run_id}",
-                        "sk": f"IGNORED#{key}",
-                        "key": key,
-                        "reason": reason,
-                        "recorded_at": _now(),
-                    }
-                ),
-                ConditionExpression="attribute_not_exists(sk)",
-            )
-            return True
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            return False
+        applied, _ = _conditional(
+            self.client.put_item,
+            TableName=self.table_name,
+            Item=_values(
+                {"pk": f"RUN#{run_id}", "sk": f"IGNORED#{key}", "key": key, "reason": reason, "recorded_at": _now()}
+            ),
+            ConditionExpression="attribute_not_exists(sk)",
+        )
+        return applied
 
     def mark_run_complete(self, run_id: str, marker_key: str) -> None:
         self.client.update_item(
@@ -224,33 +222,27 @@ class DynamoCatalog:
         )
         return [_sample_from_item(_item(raw)) for page in pages for raw in page["Items"]]
 
+    def ignored_files(self, run_id: str) -> list[tuple[str, str]]:
+        """(key, reason) of each file of the run recorded as ignored."""
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :ignored)",
+            ExpressionAttributeValues=_values({":pk": f"RUN#{run_id}", ":ignored": "IGNORED#"}),
+        )
+        return [(item["key"], item["reason"]) for page in pages for item in map(_item, page["Items"])]
+
     def claim_manifest(
         self, run_id: str, sample_id: str, version: str, manifest_uri: str, execution_name: str
     ) -> Claim:
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=self._key(run_id, f"SAMPLE#{sample_id}"),
-                UpdateExpression="SET manifest_version = :version, manifest_uri = :uri, execution_name = :name, "
-                "#status = :manifested, manifested_at = :now",
-                ConditionExpression="attribute_not_exists(manifest_version)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_values(
-                    {
-                        ":version": version,
-                        ":uri": manifest_uri,
-                        ":name": execution_name,
-                        ":manifested": SampleStatus.MANIFESTED.value,
-                        ":now": _now(),
-                    }
-                ),
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+        applied, current = self._write_manifest_claim(
+            run_id,
+            sample_id,
+            (version, manifest_uri, execution_name),
+            condition="attribute_not_exists(manifest_version)",
+            returning_current=True,
+        )
+        if applied:
             return Claim(ClaimOutcome.CLAIMED, version)
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            current = _item(error.response["Item"])
         claimed = current.get("manifest_version")
         if claimed != version:
             return Claim(ClaimOutcome.OTHER_VERSION, claimed)
@@ -261,49 +253,61 @@ class DynamoCatalog:
     def supersede_manifest(
         self, run_id: str, sample_id: str, *, previous: str, version: str, manifest_uri: str, execution_name: str
     ) -> bool:
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=self._key(run_id, f"SAMPLE#{sample_id}"),
-                UpdateExpression="SET manifest_version = :version, manifest_uri = :uri, execution_name = :name, "
-                "#status = :manifested, manifested_at = :now, "
-                "superseded_versions = list_append(if_not_exists(superseded_versions, :empty), :previous) "
-                "REMOVE execution_started_at, finished_at, exit_code, status_reason, failure_error, failure_cause",
-                ConditionExpression="manifest_version = :old",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_values(
-                    {
-                        ":version": version,
-                        ":uri": manifest_uri,
-                        ":name": execution_name,
-                        ":manifested": SampleStatus.MANIFESTED.value,
-                        ":now": _now(),
-                        ":empty": [],
-                        ":previous": [previous],
-                        ":old": previous,
-                    }
-                ),
-            )
-            return True
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            return False
+        applied, _ = self._write_manifest_claim(
+            run_id,
+            sample_id,
+            (version, manifest_uri, execution_name),
+            condition="manifest_version = :old",
+            extra_set=", superseded_versions = list_append(if_not_exists(superseded_versions, :empty), :previous) "
+            "REMOVE execution_started_at, finished_at, exit_code, status_reason, failure_error, failure_cause",
+            extra_values={":empty": [], ":previous": [previous], ":old": previous},
+        )
+        return applied
+
+    def _write_manifest_claim(
+        self,
+        run_id: str,
+        sample_id: str,
+        claim: tuple[str, str, str],  # version, manifest URI, execution name
+        *,
+        condition: str,
+        extra_set: str = "",
+        extra_values: dict[str, Any] | None = None,
+        returning_current: bool = False,
+    ) -> tuple[bool, dict[str, Any]]:
+        version, manifest_uri, execution_name = claim
+        request = {"ReturnValuesOnConditionCheckFailure": "ALL_OLD"} if returning_current else {}
+        return _conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+            UpdateExpression="SET manifest_version = :version, manifest_uri = :uri, execution_name = :name, "
+            "#status = :manifested, manifested_at = :now" + extra_set,
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=_values(
+                {
+                    ":version": version,
+                    ":uri": manifest_uri,
+                    ":name": execution_name,
+                    ":manifested": SampleStatus.MANIFESTED.value,
+                    ":now": _now(),
+                    **(extra_values or {}),
+                }
+            ),
+            **request,
+        )
 
     def mark_execution_started(self, run_id: str, sample_id: str, version: str) -> bool:
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=self._key(run_id, f"SAMPLE#{sample_id}"),
-                UpdateExpression="SET execution_started_at = :now",
-                ConditionExpression="manifest_version = :version AND attribute_not_exists(execution_started_at)",
-                ExpressionAttributeValues=_values({":version": version, ":now": _now()}),
-            )
-            return True
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            return False
+        applied, _ = _conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+            UpdateExpression="SET execution_started_at = :now",
+            ConditionExpression="manifest_version = :version AND attribute_not_exists(execution_started_at)",
+            ExpressionAttributeValues=_values({":version": version, ":now": _now()}),
+        )
+        return applied
 
     # ---- catalog of outcomes
     def record_outputs(self, run_id: str, sample_id: str, version: str, outputs: list[JobOutput]) -> None:
@@ -344,24 +348,20 @@ class DynamoCatalog:
     ) -> bool:
         """False when the sample has moved on to another version (the outcome is then only logged)."""
         assignments = ", ".join(f"#d_{name} = :d_{name}" for name in details)
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=self._key(run_id, f"SAMPLE#{sample_id}"),
-                UpdateExpression=f"SET #status = :status, finished_at = :now{', ' if details else ''}{assignments}",
-                ConditionExpression="manifest_version = :version",
-                ExpressionAttributeNames={"#status": "status", **{f"#d_{name}": name for name in details}},
-                ExpressionAttributeValues=_values(
-                    {
-                        ":status": status.value,
-                        ":now": _now(),
-                        ":version": version,
-                        **{f":d_{name}": value for name, value in details.items()},
-                    }
-                ),
-            )
-            return True
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            return False
+        applied, _ = _conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+            UpdateExpression=f"SET #status = :status, finished_at = :now{', ' if details else ''}{assignments}",
+            ConditionExpression="manifest_version = :version",
+            ExpressionAttributeNames={"#status": "status", **{f"#d_{name}": name for name in details}},
+            ExpressionAttributeValues=_values(
+                {
+                    ":status": status.value,
+                    ":now": _now(),
+                    ":version": version,
+                    **{f":d_{name}": value for name, value in details.items()},
+                }
+            ),
+        )
+        return applied
