@@ -105,28 +105,10 @@ class Manifest:
         return self.output_uri + RESULT_FILE_NAME
 
     # ---- contents
-    def lanes(self) -> list[int]:
-        return sorted({f.lane for f in self.files})
-
     def fastq_list_rows(self, uri_of=None) -> list[dict[str, str]]:
-        """One row per lane (and split segment); `uri_of` maps a file to the path DRAGEN reads (S3 URI by default).
-        Single-end reads leave Read2File empty."""
+        """`uri_of` maps a file to the path DRAGEN reads (S3 URI by default)."""
         uri_of = uri_of or (lambda f: f"s3://{self.ingest_bucket}/{f.key}")
-        by_slot = {(f.lane, f.segment, f.read): f for f in self.files}
-        rows = []
-        for lane, segment in sorted({(f.lane, f.segment) for f in self.files}):
-            read1, read2 = by_slot.get((lane, segment, 1)), by_slot.get((lane, segment, 2))
-            rows.append(
-                {
-                    "RGID": f"{self.run_id}.{self.sample_id}.{lane}" + (f".{segment}" if segment > 1 else ""),
-                    "RGSM": self.sample_id,
-                    "RGLB": self.sample_id,
-                    "Lane": str(lane),
-                    "Read1File": uri_of(read1) if read1 else "",
-                    "Read2File": uri_of(read2) if read2 else "",
-                }
-            )
-        return rows
+        return fastq_list_rows(self.run_id, self.sample_id, self.files, uri_of)
 
     def fastq_list_csv(self, uri_of=None) -> str:
         buffer = io.StringIO()
@@ -184,6 +166,25 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         return cls.from_dict(json.loads(text))
+
+
+def fastq_list_rows(run_id: str, sample_id: str, files, uri_of) -> list[dict[str, str]]:
+    """DRAGEN fastq-list rows: one per lane (and split segment); single-end reads leave Read2File empty."""
+    by_slot = {(f.lane, f.segment, f.read): f for f in files}
+    rows = []
+    for lane, segment in sorted({(lane, segment) for lane, segment, _ in by_slot}):
+        read1, read2 = by_slot.get((lane, segment, 1)), by_slot.get((lane, segment, 2))
+        rows.append(
+            {
+                "RGID": f"{run_id}.{sample_id}.{lane}" + (f".{segment}" if segment > 1 else ""),
+                "RGSM": sample_id,
+                "RGLB": sample_id,
+                "Lane": str(lane),
+                "Read1File": uri_of(read1) if read1 else "",
+                "Read2File": uri_of(read2) if read2 else "",
+            }
+        )
+    return rows
 
 
 def output_prefix(run_id: str, sample_id: str, version: str) -> str:

@@ -65,11 +65,6 @@ def split_run_key(key: str) -> RunKey:
     return RunKey(run_id=run_id, relative_path=relative_path)
 
 
-def is_run_completion_marker(run_key: RunKey) -> bool:
-    """Only a marker at the top of the run folder closes the run (not one inside a sub-folder)."""
-    return run_key.relative_path in RUN_COMPLETION_MARKERS
-
-
 # ---- FASTQ names
 
 
@@ -95,11 +90,6 @@ class FastqName:
     @property
     def read_number(self) -> int:
         return int(self.read[1])
-
-    @property
-    def analysed(self) -> bool:
-        """A read of a sample that goes into its manifest (not an index read, not Undetermined)."""
-        return not self.is_index and not self.is_undetermined
 
 
 def _split_suffix(file_name: str) -> tuple[str, str]:

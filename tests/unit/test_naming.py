@@ -19,7 +19,6 @@ from seqlane.naming import (
     UnrecognisedKey,
     classify_key,
     format_fastq_name,
-    is_run_completion_marker,
     parse_fastq_name,
     split_run_key,
 )
@@ -48,7 +47,7 @@ def test_parse_fastq_name_reads_sample_lane_and_read(file_name, sample, number, 
     # Then sample, number, lane and read come back, segment 1, gzip, an analysed read
     assert (name.sample_id, name.sample_number, name.lane, name.read, name.segment) == (sample, number, lane, read, 1)
     assert name.compression == "gz"
-    assert name.analysed
+    assert not name.is_index and not name.is_undetermined
     assert name.read_number == int(read[1])
 
 
@@ -80,7 +79,7 @@ def test_parse_fastq_name_lane_merged_has_no_lane():
     name = parse_fastq_name("NA12878_S1_R2_001.fastq.gz")
     # Then the lane is None and the rest is read as usual
     assert name == FastqName("NA12878", 1, None, "R2", 1, "gz")
-    assert name.analysed
+    assert not name.is_index and not name.is_undetermined
 
 
 @pytest.mark.parametrize("read", ["I1", "I2"])
@@ -91,7 +90,7 @@ def test_parse_fastq_name_index_reads_are_not_analysed(read):
     # Then it is an index read, not analysed
     assert name.read == read
     assert name.is_index
-    assert not name.analysed
+    assert name.is_index or name.is_undetermined
     assert name.read_number == int(read[1])
 
 
@@ -106,7 +105,7 @@ def test_parse_fastq_name_undetermined_s0_parses_and_is_not_analysed(file_name, 
     # Then it is Undetermined (S0), not analysed
     assert (name.sample_id, name.sample_number, name.lane) == ("Undetermined", 0, lane)
     assert name.is_undetermined
-    assert not name.analysed
+    assert name.is_index or name.is_undetermined
 
 
 def test_parse_fastq_name_undetermined_needs_s0():
@@ -115,7 +114,7 @@ def test_parse_fastq_name_undetermined_needs_s0():
     name = parse_fastq_name("Undetermined_S4_L001_R1_001.fastq.gz")
     # Then it is an ordinary sample
     assert not name.is_undetermined
-    assert name.analysed
+    assert not name.is_index and not name.is_undetermined
 
 
 def test_parse_fastq_name_split_segment():
@@ -238,9 +237,9 @@ def test_split_run_key_rejects_keys_outside_a_run_folder(key):
         (f"{RUN}/NA12878_S1_L001_R1_001.fastq.gz", False),
     ],
 )
-def test_is_run_completion_marker_only_at_run_top_level(key, closes_run):
-    # Given a key of a run / When asked whether it closes the run / Then only a top-level marker does
-    assert is_run_completion_marker(split_run_key(key)) is closes_run
+def test_classify_key_completion_marker_only_at_run_top_level(key, closes_run):
+    # Given a key of a run / When classified / Then only a top-level marker closes the run
+    assert isinstance(classify_key(key), CompletionMarkerKey) is closes_run
 
 
 # ---- classify_key

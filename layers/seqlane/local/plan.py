@@ -17,8 +17,8 @@ from typing import Any
 import boto3
 
 from seqlane.completion import is_ready, missing_reads
-from seqlane.ingest import IngestService
-from seqlane.manifest import Manifest, Route
+from seqlane.ingest import UNSORTED_RUN, IngestService
+from seqlane.manifest import fastq_list_rows
 from seqlane.naming import CompletionMarkerKey, SampleSheetKey, classify_key
 from seqlane.uploads import UploadedObject
 
@@ -100,12 +100,21 @@ def _plan_in_moto(objects: list[RunObject], run_id: str, default_modality: str) 
         )
     run = catalog.run_state(run_id)
     records = catalog.samples_of_run(run_id)
-    ignored = _ignored(catalog, run_id)
+    ignored = sorted(
+        (
+            {"key": key, "reason": reason}
+            for run in (run_id, UNSORTED_RUN)
+            for key, reason in catalog.ignored_files(run)
+        ),
+        key=lambda entry: entry["key"],
+    )
     locations = {obj.key: obj.location for obj in objects}
     samples = []
     for record in sorted(records, key=lambda r: r.sample_id):
         complete = is_ready(record, run)
-        rows = _fastq_list(run_id, record.sample_id, record.files.values(), locations)
+        rows = fastq_list_rows(
+            run_id, record.sample_id, record.files.values(), lambda fastq: locations.get(fastq.key, fastq.key)
+        )
         samples.append(
             {
                 "sample_id": record.sample_id,
@@ -172,21 +181,6 @@ class _NoEvents:
         return None
 
 
-def _fastq_list(run_id: str, sample_id: str, files, locations: dict[str, str]) -> list[dict[str, str]]:
-    files = tuple(files)
-    if not files:
-        return []
-    manifest = Manifest(
-        run_id=run_id,
-        sample_id=sample_id,
-        ingest_bucket=_INGEST,
-        results_bucket=_RESULTS,
-        route=Route(modality="", dragen_version="", reference_uri="", region=PLAN_REGION),
-        files=files,
-    )
-    return manifest.fastq_list_rows(uri_of=lambda fastq: locations.get(fastq.key, fastq.key))
-
-
 def _why_waiting(record, run) -> list[str]:
     missing = missing_reads(record)
     if missing:
@@ -194,17 +188,3 @@ def _why_waiting(record, run) -> list[str]:
     if record.declared_lanes == frozenset():
         return ["the run's completion marker (the sample sheet has no Lane column, so it cannot say which lanes come)"]
     return ["the run's completion marker or a sample sheet that declares this sample"]
-
-
-def _ignored(catalog, run_id: str) -> list[dict[str, str]]:
-    from seqlane.ingest import UNSORTED_RUN
-
-    entries = []
-    for run in (run_id, UNSORTED_RUN):
-        response = catalog.client.query(
-            TableName=catalog.table_name,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :ignored)",
-            ExpressionAttributeValues={":pk": {"S": f"RUN#{run}"}, ":ignored": {"S": "IGNORED#"}},
-        )
-        entries += [{"key": item["key"]["S"], "reason": item["reason"]["S"]} for item in response["Items"]]
-    return sorted(entries, key=lambda entry: entry["key"])
