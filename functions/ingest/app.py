@@ -36,9 +36,10 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
                 outcome = service.handle(upload)
                 metrics.add_metric(name=f"Upload{outcome.disposition.title()}", unit=MetricUnit.Count, value=1)
         except (json.JSONDecodeError, UnsupportedEvent, WrongRegion) as error:
+            reason = f"message body is not JSON ({error})" if isinstance(error, json.JSONDecodeError) else str(error)
             logger.error(
                 "message rejected, not retried",
-                reason=str(error),
+                reason=reason,
                 message_id=record.message_id,
                 body=record.body[:500],
             )

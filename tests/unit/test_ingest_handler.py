@@ -119,6 +119,7 @@ def test_handler_rejects_bad_records_without_retry_and_records_good_ones(handler
     assert response == {"batchItemFailures": []}
     rejected = [r for r in caplog.records if r.getMessage() == "message rejected, not retried"]
     assert [r.message_id for r in rejected] == [records[1]["messageId"], records[2]["messageId"]]
+    assert "not JSON" in rejected[0].reason
     assert "not an S3 event" in rejected[1].reason
     assert sample_slots() == {"fastq#L001#R1", "fastq#L001#R2"}
 

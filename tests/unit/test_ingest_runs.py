@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import random
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from moto import mock_aws
 
+from seqlane.completion import missing_reads
 from seqlane.ingest import Disposition
 from tests.unit.test_ingest import RUN, SAMPLE, Env
 
@@ -88,9 +90,12 @@ def test_ingest_sample_sheet_arriving_last_starts_complete_samples_and_reports_m
     assert {o.disposition for o in outcomes} == {Disposition.WAITING}
     # When the sample sheet arrives last
     outcome = env.service.handle(env.upload("SampleSheet.csv", body=sheet()))
-    # Then the two complete samples start, and HG003 is a declared sample with nothing arrived
+    # Then the two complete samples start, and HG003 is reported as a declared sample with nothing arrived
     assert outcome.disposition is Disposition.SHEET_READ
     assert len(outcome.started) == 2
+    assert started_samples(env) == ["HG002", "NA12878"]
+    [hg003_record] = [r for r in env.service.catalog.samples_of_run(RUN) if r.sample_id == "HG003"]
+    assert missing_reads(hg003_record) == ["L001 R1", "L001 R2"]
     hg003 = sample_item(env, "HG003")
     assert "status" not in hg003 and hg003["declared_lanes"] == [1]  # no status yet: RECEIVING
     # And HG002 runs with the modality its sheet row names; NA12878 with the sheet's default
@@ -167,12 +172,12 @@ def test_ingest_concurrent_last_two_files_start_one_execution(env):
         outcomes.append(env.service.handle(upload))
 
     # When two invocations handle them at the same moment
-    threads = [threading.Thread(target=handle, args=(upload,)) for upload in last]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    # Then exactly one execution started, and at most one invocation reports it
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(handle, upload) for upload in last]
+    for future in futures:
+        future.result()  # an invocation that raised fails the test here
+    # Then both were handled, exactly one execution started, and exactly one invocation reports it
+    assert len(outcomes) == 2
     assert len(env.executions()) == 1
     assert [o.disposition for o in outcomes].count(Disposition.STARTED) == 1
 

@@ -226,5 +226,5 @@ def test_local_dragen_prefers_path_dragen_over_missing_dragen_bin(tmp_path):
     # When the local executor looks for DRAGEN
     found = local_dragen(environment)
 
-    # Then it finds the one on PATH, which the runner is then given as DRAGEN_BIN
+    # Then it finds the one on PATH
     assert found == str(dragen)

@@ -40,7 +40,6 @@ def test_background_stack_is_none_without_a_state_file(state_path):
     # Given no state file
     # When / Then there is no background stack
     assert background_stack() is None
-    assert not state_path.exists()
 
 
 def test_background_stack_is_none_for_an_unreadable_state_file(state_path):

@@ -56,8 +56,11 @@ def test_local_delivery_reported_failures_are_retried_then_dead_lettered(queues)
     # When the queue is drained
     pump(report_batch_item_failures=True).drain()
 
-    # Then the good one is gone and the failing one ended in the DLQ after its retries
+    # Then the good one is gone and the failing one ended in the DLQ after its three receives
     assert (depth(queue), depth(dlq)) == (0, 1)
+    [dead] = sqs.receive_message(QueueUrl=dlq, AttributeNames=["ApproximateReceiveCount"])["Messages"]
+    assert json.loads(dead["Body"]) == {"fail": True}
+    assert int(dead["Attributes"]["ApproximateReceiveCount"]) >= 3
 
 
 def test_local_delivery_ignores_the_response_without_report_batch_item_failures(queues):

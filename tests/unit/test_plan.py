@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from seqlane.local.plan import PlanSourceError, local_objects, plan
@@ -29,7 +31,7 @@ S.2,somatic-wgs
 
 
 @pytest.fixture
-def run_dir(tmp_path, aws_credentials):
+def run_dir(tmp_path):
     """A real-looking run folder: a project folder, a sample missing one read, a declared sample never written,
     an index read, Undetermined reads, a checksum sidecar and a report."""
     root = tmp_path / RUN
@@ -53,6 +55,7 @@ def test_plan_reports_samples_missing_reads_modality_and_ignored_files(run_dir):
     # Given a run folder with its sample sheet and no completion marker
     # When it is planned
     result = plan(local_objects(run_dir))
+    assert result["closed_by_marker"] is False
 
     # Then the run id is the folder's name, and every declared sample is listed
     assert result["run_id"] == RUN
@@ -130,10 +133,12 @@ def test_plan_s3_source_is_listed_from_its_run_folder(run_dir, aws_credentials):
     assert sheet.location == f"s3://lab/sequencer1/{RUN}/SampleSheet.csv" and sheet.body == SHEET.encode()
     assert all(o.key.startswith(f"{RUN}/") for o in objects)
     assert [o.body for o in objects if o is not sheet] == [None] * (len(objects) - 1)
-    # And the plan is the same as for the local folder, with S3 URIs in the fastq-list
-    result = plan(objects)
-    rows = next(s for s in result["samples"] if s["sample_id"] == "S-1")["fastq_list"]
+    # And the plan is the same as for the local folder, with S3 URIs instead of local paths in the fastq-list
+    from_s3, from_folder = plan(objects), plan(local_objects(run_dir))
+    rows = next(s for s in from_s3["samples"] if s["sample_id"] == "S-1")["fastq_list"]
     assert rows[0]["Read1File"] == f"s3://lab/sequencer1/{RUN}/Project_A/S-1_S1_L001_R1_001.fastq.gz"
+    as_s3 = json.dumps(from_folder).replace(str(run_dir), f"s3://lab/sequencer1/{RUN}")
+    assert from_s3 == json.loads(as_s3)
 
 
 def test_plan_s3_source_without_a_run_folder_is_refused():
