@@ -134,13 +134,11 @@ def _run(
 ) -> dict[str, Any]:
     from seqlane.local.client import StackNotFound
     from seqlane.local.control import LocalStackUnavailable, target
-    from seqlane.local.run import RunInputError, check_reference, check_run_dir, execute
+    from seqlane.local.run import RunInputError, check_request, execute
 
     console = Console(file=sys.stdout)  # bound now: stdout is redirected to the log during the run
     try:  # refuse bad input before starting anything
-        check_run_dir(request.run_dir)
-        if request.reference is not None:
-            check_reference(request.reference)
+        check_request(request)
     except RunInputError as err:
         raise _fail(str(err)) from None
     log_path = workdir / "seqlane-local.log"

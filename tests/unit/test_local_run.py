@@ -18,8 +18,6 @@ from seqlane.local.run import (
     exit_status,
     summarise,
 )
-from seqlane.manifest import FastqFile
-from seqlane.ports import SampleRecord, SampleStatus
 
 RUN = "240101_RUN"
 REGION = "eu-west-2"
@@ -49,14 +47,19 @@ def _ignored_item(key: str, reason: str) -> dict:
     return {"pk": f"RUN#{RUN}", "sk": f"IGNORED#{key}", "key": key, "reason": reason}
 
 
-def _record(sample_id: str, status: SampleStatus, slots: tuple[tuple[int, int], ...] = ()) -> SampleRecord:
-    files = {
-        (lane, read, 1): FastqFile(
-            key=f"{RUN}/{sample_id}_S1_L{lane:03d}_R{read}_001.fastq.gz", lane=lane, read=read, size=10, etag="e"
-        )
+def _slots(sample_id: str, *slots: tuple[int, int]) -> dict:
+    """The `fastq#L001#R1` attributes DynamoCatalog.record_fastq writes for these (lane, read) slots."""
+    return {
+        f"fastq#L{lane:03d}#R{read}": {
+            "key": f"{RUN}/{sample_id}_S1_L{lane:03d}_R{read}_001.fastq.gz",
+            "lane": lane,
+            "read": read,
+            "size": 10,
+            "etag": "e",
+            "segment": 1,
+        }
         for lane, read in slots
     }
-    return SampleRecord(run_id=RUN, sample_id=sample_id, status=status, files=files)
 
 
 def _by_id(summary: dict) -> dict[str, dict]:
@@ -155,7 +158,7 @@ def test_check_reference_refuses_garbage_named_gz(tmp_path):
     path.write_bytes(b"\x00\x01garbage\xff\xfe" * 10)
 
     # When / Then it is refused, naming the file
-    with pytest.raises(RunInputError) as excinfo:
+    with pytest.raises(RunInputError, match="cannot read reference") as excinfo:
         check_reference(path)
     assert str(path) in str(excinfo.value)
 
@@ -166,7 +169,7 @@ def test_check_reference_refuses_gzipped_binary(tmp_path):
     path.write_bytes(gzip.compress(bytes(range(128, 256)) * 4))
 
     # When / Then it is refused
-    with pytest.raises(RunInputError) as excinfo:
+    with pytest.raises(RunInputError, match="cannot read reference") as excinfo:
         check_reference(path)
     assert str(path) in str(excinfo.value)
 
@@ -204,7 +207,7 @@ def test_summarise_succeeded_sample_lists_only_its_current_version_outputs():
     ]
 
     # When the run is summarised
-    summary = summarise(RUN, REGION, items, [_record("NA12878", SampleStatus.SUCCEEDED)], [])
+    summary = summarise(RUN, REGION, items, [])
 
     # Then it lists exactly v2's outputs, sorted, and the sample's own fields
     assert summary["samples"] == [
@@ -233,7 +236,7 @@ def test_summarise_outputs_are_not_mixed_between_versions_sharing_a_prefix():
     ]
 
     # When the run is summarised
-    summary = summarise(RUN, REGION, items, [], [])
+    summary = summarise(RUN, REGION, items, [])
 
     # Then only version 1's output is listed
     assert summary["samples"][0]["outputs"] == [f"s3://results/{RUN}/S/1/S.bam"]
@@ -253,7 +256,7 @@ def test_summarise_failed_job_reports_exit_code_and_reason():
     ]
 
     # When the run is summarised without a jobs folder
-    summary = summarise(RUN, REGION, items, [], [])
+    summary = summarise(RUN, REGION, items, [])
 
     # Then the error names the exit code and Batch's reason
     sample = summary["samples"][0]
@@ -277,7 +280,7 @@ def test_summarise_failed_job_error_uses_the_last_line_of_its_log(tmp_path):
     ]
 
     # When the run is summarised with that jobs folder
-    summary = summarise(RUN, REGION, items, [], [], jobs_dir=jobs_dir)
+    summary = summarise(RUN, REGION, items, [], jobs_dir=jobs_dir)
 
     # Then the error is the job's own last words
     assert summary["samples"][0]["error"] == "job exited with code 4: input changed: size differs"
@@ -288,7 +291,7 @@ def test_summarise_failed_job_without_its_log_falls_back_to_the_reason(tmp_path)
     items = [_sample_item("S1", "FAILED", exit_code=Decimal(1), status_reason="reason X", job_id="job-9")]
 
     # When the run is summarised
-    summary = summarise(RUN, REGION, items, [], [], jobs_dir=tmp_path)
+    summary = summarise(RUN, REGION, items, [], jobs_dir=tmp_path)
 
     # Then Batch's reason is used
     assert summary["samples"][0]["error"] == "job exited with code 1: reason X"
@@ -299,7 +302,7 @@ def test_summarise_failed_without_exit_code_reports_the_failure_error():
     items = [_sample_item("S1", "FAILED", failure_error="States.TaskFailed", status_reason="ignored")]
 
     # When the run is summarised
-    summary = summarise(RUN, REGION, items, [], [])
+    summary = summarise(RUN, REGION, items, [])
 
     # Then the execution's error is reported
     assert summary["samples"][0]["error"] == "States.TaskFailed"
@@ -307,11 +310,10 @@ def test_summarise_failed_without_exit_code_reports_the_failure_error():
 
 def test_summarise_receiving_sample_is_incomplete_waiting_for_its_missing_reads():
     # Given a sample with only L001 R1 recorded
-    items = [_sample_item("S1", "RECEIVING")]
-    records = [_record("S1", SampleStatus.RECEIVING, ((1, 1),))]
+    items = [_sample_item("S1", "RECEIVING", **_slots("S1", (1, 1)))]
 
     # When the run is summarised
-    summary = summarise(RUN, REGION, items, records, [])
+    summary = summarise(RUN, REGION, items, [])
 
     # Then it is incomplete and says which read is awaited
     sample = summary["samples"][0]
@@ -320,11 +322,10 @@ def test_summarise_receiving_sample_is_incomplete_waiting_for_its_missing_reads(
 
 def test_summarise_receiving_sample_with_all_reads_waits_for_the_run_to_close():
     # Given a sample with both reads of its lane but no run completion
-    items = [_sample_item("S1", "RECEIVING")]
-    records = [_record("S1", SampleStatus.RECEIVING, ((1, 1), (1, 2)))]
+    items = [_sample_item("S1", "RECEIVING", **_slots("S1", (1, 1), (1, 2)))]
 
     # When the run is summarised
-    summary = summarise(RUN, REGION, items, records, [])
+    summary = summarise(RUN, REGION, items, [])
 
     # Then it is incomplete, waiting for the run to close
     sample = summary["samples"][0]
@@ -337,7 +338,7 @@ def test_summarise_sample_stuck_at_submitted_is_failed():
     items = [_sample_item("S1", "SUBMITTED", manifest_version="v1")]
 
     # When the run is summarised
-    summary = summarise(RUN, REGION, items, [], [])
+    summary = summarise(RUN, REGION, items, [])
 
     # Then it is a failure saying where it stopped
     sample = summary["samples"][0]
@@ -361,7 +362,7 @@ def test_summarise_shapes_the_summary_ignored_entries_and_events():
     ]
 
     # When the run is summarised
-    summary = summarise(RUN, REGION, items, [], events)
+    summary = summarise(RUN, REGION, items, events)
 
     # Then the summary has exactly its keys, samples by id, ignored by key, events by detail-type in order
     assert set(summary) == SUMMARY_KEYS
@@ -380,7 +381,7 @@ def test_summarise_sample_without_a_version_has_no_outputs_and_empty_metrics():
     items = [_sample_item("S1", "RECEIVING"), _output_item("S1", "None", "S1.bam")]
 
     # When the run is summarised
-    sample = _by_id(summarise(RUN, REGION, items, [], []))["S1"]
+    sample = _by_id(summarise(RUN, REGION, items, []))["S1"]
 
     # Then no outputs are listed and its metrics default to {}
     assert (sample["outputs"], sample["metrics"], sample["engine"]) == ([], {}, None)

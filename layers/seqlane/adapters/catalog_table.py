@@ -76,7 +76,7 @@ def _parse_slot(slot: str) -> Slot:
     return int(lane[1:]), int(read[1:]), int(segment[0]) if segment else 1
 
 
-def _sample_from_item(item: dict[str, Any]) -> SampleRecord:
+def sample_from_item(item: dict[str, Any]) -> SampleRecord:
     files = {}
     for name, value in item.items():
         if name.startswith(_SLOT_PREFIX):
@@ -137,7 +137,7 @@ class DynamoCatalog:
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
         # Not applied: a newer file keeps the slot, and the item as it stands is the sample.
-        return _sample_from_item(_item(result["Attributes"]) if applied else result)
+        return sample_from_item(_item(result["Attributes"]) if applied else result)
 
     def record_ignored(self, run_id: str, key: str, reason: str) -> bool:
         applied, _ = _conditional(
@@ -220,7 +220,7 @@ class DynamoCatalog:
             ExpressionAttributeValues=_values({":pk": f"RUN#{run_id}", ":sample": "SAMPLE#"}),
             ConsistentRead=True,
         )
-        return [_sample_from_item(_item(raw)) for page in pages for raw in page["Items"]]
+        return [sample_from_item(_item(raw)) for page in pages for raw in page["Items"]]
 
     def ignored_files(self, run_id: str) -> list[tuple[str, str]]:
         """(key, reason) of each file of the run recorded as ignored."""

@@ -21,7 +21,6 @@ from boto3.dynamodb.types import TypeDeserializer
 from seqlane.adapters.catalog_table import DynamoCatalog
 from seqlane.local.host import LOCAL_CREDENTIALS
 from seqlane.local.stack import REFERENCE_BUCKET, STACK_NAME
-from seqlane.ports import SampleRecord
 
 REFERENCE_PREFIX = "reference/"
 _deserializer = TypeDeserializer()
@@ -257,9 +256,6 @@ class LocalClient:
             for page in pages
             for raw in page["Items"]
         ]
-
-    def sample_records(self, run_id: str) -> list[SampleRecord]:
-        return self.catalog.samples_of_run(run_id)
 
     def download(self, uri: str, path: Path) -> Path:
         bucket, _, key = uri.removeprefix("s3://").partition("/")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqlane.adapters.catalog_table import sample_from_item
 from seqlane.completion import missing_reads
 from seqlane.local.client import LocalClient
 from seqlane.naming import FastqKey, classify_key
@@ -69,11 +70,17 @@ class RunRequest:
     timeout: float = 600.0
 
 
-def execute(client: LocalClient, request: RunRequest, on_progress: Progress | None = None) -> dict[str, Any]:
-    """Upload the run as a sequencer would, wait until the stack is idle, and summarise what the pipeline did."""
+def check_request(request: RunRequest) -> None:
+    """Refuse a run folder or reference that cannot be used, before anything starts."""
     check_run_dir(request.run_dir)
     if request.reference is not None:
         check_reference(request.reference)
+
+
+def execute(client: LocalClient, request: RunRequest, on_progress: Progress | None = None) -> dict[str, Any]:
+    """Upload the run as a sequencer would, wait until the stack is idle, and summarise what the pipeline did."""
+    check_request(request)
+    if request.reference is not None:
         client.put_reference(request.reference)
     run_id = request.run_dir.name
     client.observe_events(run_id)
@@ -90,7 +97,7 @@ def execute(client: LocalClient, request: RunRequest, on_progress: Progress | No
     finally:
         client.stop_observing()
     items = client.catalog_items(run_id)
-    summary = summarise(run_id, client.region, items, client.sample_records(run_id), events, jobs_dir=client.jobs_dir)
+    summary = summarise(run_id, client.region, items, events, jobs_dir=client.jobs_dir)
     summary["dead_letters"] = client.dead_letters()
     if request.truth_vcf is not None:
         add_concordance(client, summary, request.truth_vcf)
@@ -115,19 +122,17 @@ def summarise(
     run_id: str,
     region: str,
     items: list[dict[str, Any]],
-    records: list[SampleRecord],
     events: list[dict[str, Any]],
     *,
     jobs_dir: Path | None = None,
 ) -> dict[str, Any]:
-    records_by_id = {record.sample_id: record for record in records}
     samples = []
     for item in sorted((i for i in items if i["sk"].startswith("SAMPLE#")), key=_sample_id):
         sample_id = _sample_id(item)
         version = item.get("manifest_version")
         output_prefix = f"OUTPUT#{sample_id}#{version}#"
         outputs = sorted(i["uri"] for i in items if version and i["sk"].startswith(output_prefix))
-        status, error = _status_and_error(item, records_by_id.get(sample_id), jobs_dir)
+        status, error = _status_and_error(item, sample_from_item(item), jobs_dir)
         samples.append(
             {
                 "sample_id": sample_id,
@@ -153,9 +158,7 @@ def summarise(
     }
 
 
-def _status_and_error(
-    item: dict[str, Any], record: SampleRecord | None, jobs_dir: Path | None
-) -> tuple[str, str | None]:
+def _status_and_error(item: dict[str, Any], record: SampleRecord, jobs_dir: Path | None) -> tuple[str, str | None]:
     status = item.get("status", SampleStatus.RECEIVING)
     if status == SampleStatus.SUCCEEDED:
         return SUCCEEDED, None
@@ -165,7 +168,7 @@ def _status_and_error(
             return FAILED, f"job exited with code {item['exit_code']}: {reason}"
         return FAILED, item.get("failure_error") or item.get("status_reason") or "failed without a reason"
     if status == SampleStatus.RECEIVING:
-        missing = missing_reads(record) if record else []
+        missing = missing_reads(record)
         if missing:
             return INCOMPLETE, f"waiting for {', '.join(missing)}"
         return INCOMPLETE, "waiting for the run to close (no completion marker or sample sheet yet)"
