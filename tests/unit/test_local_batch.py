@@ -13,8 +13,7 @@ from seqlane.local.batch import (
     LocalJob,
     container_command,
     container_environment,
-    local_dragen,
-    local_engine,
+    local_engine_environment,
     subprocess_runner,
 )
 
@@ -122,7 +121,7 @@ def test_container_environment_without_overrides_is_the_definitions():
     assert container_environment(job) == {"A": "1"}
 
 
-# ---- local_engine
+# ---- local_engine_environment
 
 
 def test_local_engine_is_dragen_when_dragen_bin_is_executable(tmp_path):
@@ -130,16 +129,18 @@ def test_local_engine_is_dragen_when_dragen_bin_is_executable(tmp_path):
     binary = _executable(tmp_path / "opt" / "dragen-4.2")
     (tmp_path / "empty").mkdir()
 
-    # When / Then DRAGEN is chosen
-    assert local_engine({"DRAGEN_BIN": str(binary), "PATH": str(tmp_path / "empty")}) == "dragen"
+    # When / Then DRAGEN is chosen, that binary
+    chosen = local_engine_environment({"DRAGEN_BIN": str(binary), "PATH": str(tmp_path / "empty")})
+    assert chosen == {"SEQLANE_ENGINE": "dragen", "DRAGEN_BIN": str(binary)}
 
 
 def test_local_engine_is_dragen_when_dragen_is_on_path(tmp_path):
     # Given no DRAGEN_BIN and an executable `dragen` on PATH
-    _executable(tmp_path / "bin" / "dragen")
+    binary = _executable(tmp_path / "bin" / "dragen")
 
-    # When / Then DRAGEN is chosen
-    assert local_engine({"PATH": str(tmp_path / "bin")}) == "dragen"
+    # When / Then DRAGEN is chosen, and the runner is given the one on PATH
+    chosen = local_engine_environment({"PATH": str(tmp_path / "bin")})
+    assert chosen == {"SEQLANE_ENGINE": "dragen", "DRAGEN_BIN": str(binary)}
 
 
 def test_local_engine_is_cpu_without_any_dragen(tmp_path):
@@ -148,7 +149,7 @@ def test_local_engine_is_cpu_without_any_dragen(tmp_path):
     environment = {"DRAGEN_BIN": str(tmp_path / "missing" / "dragen"), "PATH": str(tmp_path / "empty")}
 
     # When / Then the CPU engine is chosen
-    assert local_engine(environment) == "cpu"
+    assert local_engine_environment(environment) == {"SEQLANE_ENGINE": "cpu"}
 
 
 def test_local_engine_is_cpu_when_dragen_bin_is_not_executable(tmp_path):
@@ -159,7 +160,9 @@ def test_local_engine_is_cpu_when_dragen_bin_is_not_executable(tmp_path):
     (tmp_path / "empty").mkdir()
 
     # When / Then the CPU engine is chosen
-    assert local_engine({"DRAGEN_BIN": str(binary), "PATH": str(tmp_path / "empty")}) == "cpu"
+    assert local_engine_environment({"DRAGEN_BIN": str(binary), "PATH": str(tmp_path / "empty")}) == {
+        "SEQLANE_ENGINE": "cpu"
+    }
 
 
 # ---- subprocess_runner
@@ -214,7 +217,7 @@ def test_subprocess_runner_runs_seqlane_runner_with_this_interpreter(tmp_path):
     assert "usage" in job.log_path.read_text()
 
 
-def test_local_dragen_prefers_path_dragen_over_missing_dragen_bin(tmp_path):
+def test_local_engine_environment_prefers_path_dragen_over_missing_dragen_bin(tmp_path):
     # Given the job definition's DRAGEN_BIN, which this machine lacks, and a dragen executable on PATH
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -224,7 +227,7 @@ def test_local_dragen_prefers_path_dragen_over_missing_dragen_bin(tmp_path):
     environment = {"DRAGEN_BIN": str(tmp_path / "opt" / "dragen"), "PATH": str(bin_dir)}
 
     # When the local executor looks for DRAGEN
-    found = local_dragen(environment)
+    chosen = local_engine_environment(environment)
 
-    # Then it finds the one on PATH
-    assert found == str(dragen)
+    # Then it finds the one on PATH, and hands it to the runner as DRAGEN_BIN
+    assert chosen == {"SEQLANE_ENGINE": "dragen", "DRAGEN_BIN": str(dragen)}

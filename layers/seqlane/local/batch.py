@@ -65,15 +65,12 @@ def job_log_path(scratch: Path, job_id: str) -> Path:
     return scratch / "logs" / f"{job_id}.log"
 
 
-def local_dragen(environment: Mapping[str, str]) -> str | None:
-    """The DRAGEN executable of this machine: $DRAGEN_BIN when it exists, else `dragen` on PATH."""
+def local_engine_environment(environment: Mapping[str, str]) -> dict[str, str]:
+    """Per job, as a route would choose: DRAGEN where this machine has it ($DRAGEN_BIN if it exists, else `dragen` on
+    PATH, handed to the runner as DRAGEN_BIN), else the CPU engine."""
     candidates = (environment.get("DRAGEN_BIN"), "dragen")
-    return next((found for c in candidates if c and (found := shutil.which(c, path=environment.get("PATH")))), None)
-
-
-def local_engine(environment: Mapping[str, str]) -> str:
-    """Per job, as a route would choose: DRAGEN where a dragen executable exists, else the CPU engine."""
-    return "dragen" if local_dragen(environment) else "cpu"
+    dragen = next((found for c in candidates if c and (found := shutil.which(c, path=environment.get("PATH")))), None)
+    return {"SEQLANE_ENGINE": "dragen", "DRAGEN_BIN": dragen} if dragen else {"SEQLANE_ENGINE": "cpu"}
 
 
 def subprocess_runner(job: LocalJob) -> int:
@@ -157,12 +154,8 @@ class LocalBatchExecutor:
         # As in a Batch container: the job definition's variables, and the region the job runs in.
         environment = {**os.environ, **container_environment(job), **self.environment}
         environment.update(AWS_REGION=region, AWS_DEFAULT_REGION=region)
-        if "SEQLANE_ENGINE" not in environment:
-            dragen = local_dragen(environment)
-            # The job definition names /opt/edico/bin/dragen; here, the one this machine has, if any.
-            environment.update(
-                {"SEQLANE_ENGINE": "dragen", "DRAGEN_BIN": dragen} if dragen else {"SEQLANE_ENGINE": "cpu"}
-            )
+        if "SEQLANE_ENGINE" not in environment:  # the job definition names /opt/edico/bin/dragen, not this machine's
+            environment.update(local_engine_environment(environment))
         environment["SEQLANE_SCRATCH"] = str(self.scratch / job.job_id)
         environment["AWS_BATCH_JOB_ID"] = job.job_id
         local_job = LocalJob(

@@ -18,7 +18,6 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
-from seqlane.adapters.catalog_table import DynamoCatalog
 from seqlane.local.host import LOCAL_CREDENTIALS
 from seqlane.local.stack import REFERENCE_BUCKET, STACK_NAME
 
@@ -80,7 +79,6 @@ class LocalClient:
         self._work_queues, self.dead_letter_queues = self._queues(
             [r["PhysicalResourceId"] for r in summaries if r["ResourceType"] == "AWS::SQS::Queue"]
         )
-        self.catalog = DynamoCatalog(self.outputs["CatalogTableName"], self.dynamodb)
         self._observer: tuple[str, str, str] | None = None
         self._events: list[dict[str, Any]] = []
 
