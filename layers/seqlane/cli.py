@@ -104,7 +104,7 @@ def _summary_table(summary: dict[str, Any]) -> Table:
 
 def _report(summary: dict[str, Any], as_json: bool, console: Console) -> None:
     if as_json:
-        console.print_json(json.dumps(summary)) if console.is_terminal else print(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2))  # plain, so it can be piped whether or not stdout is a terminal
         return
     console.print(_summary_table(summary))
     if summary.get("concordance"):

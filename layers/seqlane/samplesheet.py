@@ -42,9 +42,6 @@ class SampleSheetError(ValueError):
         where = name + (f" line {line}" if line is not None else "") + (f" [{section}]" if section is not None else "")
         super().__init__(f"{where}: {problem}")
 
-    def __reduce__(self):
-        return type(self), (self.problem, self.line, self.section, self.name)
-
 
 @dataclass(frozen=True, slots=True)
 class DeclaredSample:
@@ -60,9 +57,6 @@ class SampleSheet:
     samples: tuple[DeclaredSample, ...]  # one per Sample_ID, in order of first appearance
     paired: bool  # R2 expected: v2 Read2Cycles > 0; v1 [Reads] has two read lengths; True when no [Reads]
     default_modality: str | None
-
-    def sample(self, sample_id: str) -> DeclaredSample | None:
-        return next((s for s in self.samples if s.sample_id == sample_id), None)
 
 
 def parse_sample_sheet(text: str, name: str = DEFAULT_NAME) -> SampleSheet:

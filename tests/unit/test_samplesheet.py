@@ -3,7 +3,6 @@ modality, whether R2 is expected, and a precise 'file line N [Section]: problem'
 
 from __future__ import annotations
 
-import pickle
 import re
 
 import pytest
@@ -145,14 +144,6 @@ def test_parse_sample_sheet_reads_a_novaseq_x_v2_sheet():
     )
 
 
-def test_sample_sheet_sample_finds_a_declared_sample_by_id():
-    # Given a parsed sheet
-    sheet = parse_sample_sheet(V2_SHEET)
-    # When a sample is looked up / Then the declared one comes back, and None for an unknown id
-    assert sheet.sample("TumourA") == DeclaredSample("TumourA", frozenset({1}), "somatic-wgs", None)
-    assert sheet.sample("NA24385") is None
-
-
 def test_parse_sample_sheet_detects_v2_from_bclconvert_data_without_file_format_version():
     # Given a sheet with [BCLConvert_Data] but no [Header]
     # When parsed / Then it is v2
@@ -266,12 +257,6 @@ def test_sample_sheet_error_formats_file_line_and_section():
     assert str(SampleSheetError("bad", section="Data")) == "SampleSheet.csv [Data]: bad"
     assert str(SampleSheetError("bad", name="run1/SampleSheet.csv")) == "run1/SampleSheet.csv: bad"
     assert isinstance(SampleSheetError("bad"), ValueError)
-
-
-def test_sample_sheet_error_survives_pickling():
-    # Given an error (Lambda / multiprocessing boundaries pickle exceptions) / When round-tripped / Then it is equal
-    error = pickle.loads(pickle.dumps(SampleSheetError("bad", line=4, section="Reads", name="x.csv")))
-    assert (str(error), error.problem, error.line, error.section) == ("x.csv line 4 [Reads]: bad", "bad", 4, "Reads")
 
 
 # --- errors ---------------------------------------------------------------------------------------------------------
