@@ -100,9 +100,12 @@ class Manifest:
     def output_uri(self) -> str:
         return f"s3://{self.results_bucket}/{output_prefix(self.run_id, self.sample_id, self.version)}"
 
-    @property
-    def result_uri(self) -> str:
-        return self.output_uri + RESULT_FILE_NAME
+    def attempt_uri(self, job_id: str, attempt: int) -> str:
+        """The folder one Batch job attempt writes to (outputs and seqlane-result.json)."""
+        return f"s3://{self.results_bucket}/{attempt_prefix(self.run_id, self.sample_id, self.version, job_id, attempt)}"
+
+    def result_uri(self, job_id: str, attempt: int) -> str:
+        return self.attempt_uri(job_id, attempt) + RESULT_FILE_NAME
 
     # ---- contents
     def fastq_list_rows(self, uri_of=None) -> list[dict[str, str]]:
@@ -188,8 +191,17 @@ def fastq_list_rows(run_id: str, sample_id: str, files, uri_of) -> list[dict[str
 
 
 def output_prefix(run_id: str, sample_id: str, version: str) -> str:
-    """Where a sample version's outputs and result file go in the results bucket."""
+    """Where a sample version's outputs go in the results bucket: one sub-folder per Batch job attempt."""
     return f"results/{run_id}/{sample_id}/{version}/"
+
+
+def attempt_prefix(run_id: str, sample_id: str, version: str, job_id: str, attempt: int) -> str:
+    """Where one Batch job attempt writes its outputs and result file. Every attempt (a Batch retry after a Spot
+    reclaim, or a new analysis attempt with its own job) has its own prefix, and every write there is
+    `If-None-Match: *`, so nothing an attempt wrote can be overwritten, by it or by any other job."""
+    if attempt < 1:
+        raise ValueError(f"Batch job attempts count from 1, not {attempt}")
+    return f"{output_prefix(run_id, sample_id, version)}{job_id}/{attempt}/"
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
