@@ -75,7 +75,11 @@ class Manifest:
     @property
     def execution_name(self) -> str:
         """Deterministic and unique per sample version, so a repeated event cannot start a second execution."""
-        suffix = f"-{self.version}"
+        return self.execution_name_for(1)
+
+    def execution_name_for(self, attempt: int) -> str:
+        """Attempt 1 is named after the version; attempt N (a failed analysis run again) adds `-a<N>`."""
+        suffix = f"-{self.version}" + (f"-a{attempt}" if attempt > 1 else "")
         stem = _UNSAFE_NAME_CHARS.sub("_", f"{self.run_id}-{self.sample_id}")
         return stem[: _EXECUTION_NAME_MAX - len(suffix)] + suffix
 

@@ -15,6 +15,13 @@ class SampleStatus(StrEnum):
     SUBMITTED = "SUBMITTED"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"  # the execution passed the state machine's timeout
+    ABORTED = "ABORTED"  # the execution was stopped by an operator
+    CONFLICT = "CONFLICT"  # two keys claim one slot, or the uploads disagree with the sample sheet: nothing starts
+
+
+FINAL_STATUSES = frozenset({SampleStatus.SUCCEEDED, SampleStatus.FAILED, SampleStatus.TIMED_OUT, SampleStatus.ABORTED})
+RETRYABLE_STATUSES = frozenset({SampleStatus.FAILED, SampleStatus.TIMED_OUT, SampleStatus.ABORTED})
 
 
 Slot = tuple[int, int, int]  # (lane, read, segment): one FASTQ of a sample
@@ -32,6 +39,7 @@ class SampleRecord:
     paired: bool | None = None  # from the sample sheet
     modality: str | None = None  # from the sample sheet ([Seqlane_Data] / [Seqlane_Settings])
     started: bool = False  # the execution of manifest_version was started (recorded after StartExecution)
+    attempt: int = 1  # analysis attempt of manifest_version: a failed one run again is attempt 2, 3, ...
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import dataclasses
 import json
 import random
 import re
@@ -132,5 +133,18 @@ def test_from_json_rejects_wrong_schema():
 def test_output_and_manifest_locations_are_in_results_bucket():
     m = manifest()
     assert m.output_uri == f"s3://results-bucket/results/{RUN}/{SAMPLE}/{m.version}/"
-    assert m.result_uri.startswith(m.output_uri)
+    assert m.result_uri("job-1", 2) == m.output_uri + "job-1/2/seqlane-result.json"
     assert m.manifest_uri == f"s3://results-bucket/manifests/{RUN}/{SAMPLE}/{m.version}/manifest.json"
+
+
+def test_attempt_prefix_refuses_attempt_zero():
+    with pytest.raises(ValueError, match="count from 1"):
+        manifest().attempt_uri("job-1", 0)
+
+
+def test_execution_name_for_later_attempts_is_distinct_and_short():
+    m = manifest()
+    assert m.execution_name_for(1) == m.execution_name
+    assert m.execution_name_for(2) == m.execution_name + "-a2"
+    long = dataclasses.replace(m, sample_id="S" * 120)
+    assert len(long.execution_name_for(12)) <= 80 and long.execution_name_for(12).endswith(f"-{long.version}-a12")
