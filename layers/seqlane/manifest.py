@@ -106,7 +106,8 @@ class Manifest:
 
     def attempt_uri(self, job_id: str, attempt: int) -> str:
         """The folder one Batch job attempt writes to (outputs and seqlane-result.json)."""
-        return f"s3://{self.results_bucket}/{attempt_prefix(self.run_id, self.sample_id, self.version, job_id, attempt)}"
+        prefix = attempt_prefix(self.run_id, self.sample_id, self.version, job_id, attempt)
+        return f"s3://{self.results_bucket}/{prefix}"
 
     def result_uri(self, job_id: str, attempt: int) -> str:
         return self.attempt_uri(job_id, attempt) + RESULT_FILE_NAME
