@@ -40,6 +40,11 @@ class SampleRecord:
     modality: str | None = None  # from the sample sheet ([Seqlane_Data] / [Seqlane_Settings])
     started: bool = False  # the execution of manifest_version was started (recorded after StartExecution)
     attempt: int = 1  # analysis attempt of manifest_version: a failed one run again is attempt 2, 3, ...
+    # Keys that claim one slot (two or more: a conflict, nothing starts), every claimant's file by key.
+    slot_claims: dict[Slot, dict[str, FastqFile]] = field(default_factory=dict)
+    # From a v1 sample sheet: files named after this record's id (a Sample_Name) in folder F belong to sample F.
+    folder_owners: frozenset[str] = frozenset()
+    conflicts_reported: frozenset[str] = frozenset()  # conflict ids a SampleConflict event was published for
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class Claim:
 class ClaimOutcome(StrEnum):
     CLAIMED = "CLAIMED"  # this version is the sample's manifest (first time or again after a crash)
     OTHER_VERSION = "OTHER_VERSION"  # another version was claimed before: a re-upload changed content
+    CONFLICT = "CONFLICT"  # the sample is held in CONFLICT: nothing is claimed or started
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,15 @@ class Catalog(Protocol):
         ...
 
     def record_outputs(self, run_id: str, sample_id: str, version: str, outputs: list[JobOutput]) -> None: ...
+    def finish_analysis(
+        self, run_id: str, sample_id: str, version: str, attempt: int, status: SampleStatus, details: dict[str, Any]
+    ) -> bool:
+        """Enter a final state for this version and attempt. True when this call entered it (or entered it before
+        without publishing its event): the caller publishes. False when the sample is unknown, moved on to
+        another version or attempt, or is final already."""
+        ...
+
+    def mark_outcome_published(self, run_id: str, sample_id: str, version: str, attempt: int) -> None: ...
     def record_job_outcome(
         self, run_id: str, sample_id: str, version: str, status: SampleStatus, details: dict[str, Any]
     ) -> bool:
@@ -108,6 +123,7 @@ class ObjectStore(Protocol):
     def put_text(self, bucket: str, key: str, text: str, content_type: str) -> None: ...
     def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
     def get_text(self, bucket: str, key: str) -> str: ...
+    def get_text_if_exists(self, bucket: str, key: str) -> str | None: ...
 
 
 class Orchestrator(Protocol):

@@ -9,6 +9,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 SEQLANE_EVENT_SOURCE = "seqlane"
+# Without s3:ListBucket, S3 answers 403 rather than 404 for a missing key, so both mean "not there for us".
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "403", "AccessDenied"})
 
 
 class S3ObjectStore:
@@ -16,7 +18,15 @@ class S3ObjectStore:
         self.client = client or boto3.client("s3")
 
     def put_text(self, bucket: str, key: str, text: str, content_type: str) -> None:
-        self.client.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type)
+        """Write once (`If-None-Match: *`; the results bucket requires it). seqlane's keys are content-addressed,
+        so an object already at the key holds this text: a repeated write (a redelivered event) is done already."""
+        try:
+            self.client.put_object(
+                Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type, IfNoneMatch="*"
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("PreconditionFailed", "412"):
+                raise
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
@@ -24,6 +34,16 @@ class S3ObjectStore:
 
     def get_text(self, bucket: str, key: str) -> str:
         return self.client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+
+    def get_text_if_exists(self, bucket: str, key: str) -> str | None:
+        """The object's text, or None when it is not there (or not readable as UTF-8 text, said as such)."""
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error.response["Error"]["Code"] in _MISSING_CODES:
+                return None
+            raise
+        return body.decode("utf-8", errors="replace")
 
 
 class StepFunctionsOrchestrator:

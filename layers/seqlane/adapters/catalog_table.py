@@ -22,7 +22,16 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from seqlane.manifest import FastqFile
-from seqlane.ports import Claim, ClaimOutcome, JobOutput, RunState, SampleRecord, SampleStatus, Slot
+from seqlane.ports import (
+    FINAL_STATUSES,
+    Claim,
+    ClaimOutcome,
+    JobOutput,
+    RunState,
+    SampleRecord,
+    SampleStatus,
+    Slot,
+)
 
 _SLOT_PREFIX = "fastq#"
 _serializer = TypeSerializer()
@@ -365,3 +374,46 @@ class DynamoCatalog:
             ),
         )
         return applied
+
+    # ---- final states of analysis attempts (the catalog function); see seqlane.catalog
+    def finish_analysis(
+        self, run_id: str, sample_id: str, version: str, attempt: int, status: SampleStatus, details: dict[str, Any]
+    ) -> bool:
+        """Enter `status` for this version and attempt, only forward: from a state that is not final, or again
+        from the same final state while its event is unpublished (a crash between the write and the publish)."""
+        finals = sorted(s.value for s in FINAL_STATUSES)
+        final_names = {f":final{i}": value for i, value in enumerate(finals)}
+        same_attempt = "attempt = :attempt" + (" OR attribute_not_exists(attempt)" if attempt == 1 else "")
+        assignments = "".join(f", #d_{name} = :d_{name}" for name in details)
+        applied, _ = _conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+            UpdateExpression=f"SET #status = :status, finished_at = :now{assignments}",
+            ConditionExpression=f"manifest_version = :version AND ({same_attempt}) AND "
+            f"(NOT #status IN ({', '.join(final_names)}) "
+            "OR (#status = :status AND attribute_not_exists(outcome_published_at)))",
+            ExpressionAttributeNames={"#status": "status", **{f"#d_{name}": name for name in details}},
+            ExpressionAttributeValues=_values(
+                {
+                    ":status": status.value,
+                    ":now": _now(),
+                    ":version": version,
+                    ":attempt": attempt,
+                    **final_names,
+                    **{f":d_{name}": value for name, value in details.items()},
+                }
+            ),
+        )
+        return applied
+
+    def mark_outcome_published(self, run_id: str, sample_id: str, version: str, attempt: int) -> None:
+        same_attempt = "attempt = :attempt" + (" OR attribute_not_exists(attempt)" if attempt == 1 else "")
+        _conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+            UpdateExpression="SET outcome_published_at = :now",
+            ConditionExpression=f"manifest_version = :version AND ({same_attempt})",
+            ExpressionAttributeValues=_values({":now": _now(), ":version": version, ":attempt": attempt}),
+        )
