@@ -256,17 +256,18 @@ def local_run(  # noqa: PLR0917 - typer reads the command's options from its par
 @local_app.command("up")
 def local_up(
     region: Annotated[str, typer.Option(help="AWS region of the embedded stack.")] = "eu-west-2",
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free one).")] = 0,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free one).", min=0, max=65535)] = 0,
 ) -> None:
     """Start the embedded stack in the background (until `seqlane local down`)."""
     from seqlane.local.control import LocalStackUnavailable, start_background, state_file
 
     try:
-        stack = start_background(region=region, port=port)
+        stack, already = start_background(region=region, port=port)
     except LocalStackUnavailable as err:
         raise _fail(str(err), code=1) from None
     Console().print(
-        f"seqlane local stack running at {stack.endpoint} ({stack.region}, pid {stack.pid}; state {state_file()}).\n"
+        f"seqlane local stack {'already ' if already else ''}running at {stack.endpoint} "
+        f"({stack.region}, pid {stack.pid}; state {state_file()}).\n"
         f"Use `--local`, or: export AWS_ENDPOINT_URL={stack.endpoint} AWS_DEFAULT_REGION={stack.region}",
         highlight=False,
     )
@@ -278,10 +279,16 @@ def local_down() -> None:
     from seqlane.local.control import LocalStackUnavailable, stop_background
 
     try:
-        stopped = stop_background()
+        stopped, stale = stop_background()
     except LocalStackUnavailable as err:
         raise _fail(str(err), code=1) from None
-    Console().print(f"stopped the local stack at {stopped.endpoint}" if stopped else "no local stack was running")
+    if stopped:
+        message = f"stopped the local stack at {stopped.endpoint} (pid {stopped.pid})"
+    elif stale:
+        message = f"no local stack was running: removed the stale state file {stale.path} ({stale.reason})"
+    else:
+        message = "no local stack was running"
+    Console().print(message, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

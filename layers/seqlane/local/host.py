@@ -5,12 +5,16 @@ and the local Batch executor. Clients (the CLI, tests, boto3 with AWS_ENDPOINT_U
         ...  # boto3.client("s3", endpoint_url=host.endpoint)
 
 `python -m seqlane.local.host --state-file F` keeps one running in the background (`seqlane local up`).
+
+Stopping a host ends what it started: Batch jobs still running (the executor's `seqlane-runner` subprocesses and
+their children) are terminated, not orphaned, before the server stops.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import errno
 import json
 import logging
 import os
@@ -22,7 +26,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from seqlane.local import moto_asl
@@ -70,6 +74,95 @@ def local_aws_environment(endpoint: str, region: str) -> Iterator[None]:
         yield
 
 
+class PortInUse(OSError):
+    """The port asked for on 127.0.0.1 is taken."""
+
+
+def _moto_server(port: int):
+    """moto's ThreadedMotoServer, except that a port that cannot be bound raises instead of hanging: moto binds in
+    its server thread and only sets the ready event after a successful bind."""
+    from moto.server import ThreadedMotoServer
+
+    class _Server(ThreadedMotoServer):
+        bind_error: BaseException | None = None
+
+        def _server_entry(self) -> None:
+            try:
+                super()._server_entry()
+            except BaseException as err:  # noqa: BLE001 - handed to the starting thread
+                self.bind_error = err
+                self._server_ready_event.set()
+
+        def start(self) -> None:
+            super().start()
+            if self.bind_error is not None:
+                self._thread.join()
+                if isinstance(self.bind_error, OSError) and self.bind_error.errno == errno.EADDRINUSE:
+                    raise PortInUse(errno.EADDRINUSE, f"port {port} on 127.0.0.1 is already in use")
+                raise self.bind_error
+
+        def stop(self) -> None:
+            if self.bind_error is None:
+                super().stop()
+
+    return _Server(ip_address="127.0.0.1", port=port, verbose=False)
+
+
+# ---- the processes a host's Batch jobs run in
+JOB_PROCESS_MARKER = "seqlane.runner"  # `seqlane-runner` runs as `python -m seqlane.runner` (seqlane.local.batch)
+_JOB_GRACE_SECONDS = 5.0
+
+
+def _process_table() -> dict[int, tuple[int, list[str]]]:
+    """pid -> (parent pid, arguments) of every process this user can see in /proc ({} without /proc)."""
+    table = {}
+    try:
+        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return table
+    for entry in entries:
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            arguments = Path(f"/proc/{entry}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        except OSError:
+            continue
+        parent = int(stat.rpartition(")")[2].split()[1])  # the command name may hold spaces and parentheses
+        table[int(entry)] = (parent, [argument.decode(errors="replace") for argument in arguments])
+    return table
+
+
+def job_processes(parent: int | None = None) -> list[int]:
+    """The job runners started by `parent` (default: this process), and everything they started in turn."""
+    parent = os.getpid() if parent is None else parent
+    table = _process_table()
+    found = [pid for pid, (ppid, arguments) in table.items() if ppid == parent and JOB_PROCESS_MARKER in arguments]
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    index = 0
+    while index < len(found):
+        found.extend(child for child in children.get(found[index], []) if child not in found)
+        index += 1
+    return found
+
+
+def terminate_job_processes(first_signalled: dict[int, float]) -> int:
+    """SIGTERM each job process once, SIGKILL it when it outlives the grace period; returns how many were left."""
+    now = time.monotonic()
+    remaining = job_processes()
+    for pid in remaining:
+        if pid not in first_signalled:
+            first_signalled[pid] = now
+            chosen = signal.SIGTERM
+        elif now - first_signalled[pid] > _JOB_GRACE_SECONDS:
+            chosen = signal.SIGKILL
+        else:
+            continue
+        with suppress(ProcessLookupError):
+            os.kill(pid, chosen)
+    return len(remaining)
+
+
 class LocalHost:
     def __init__(
         self,
@@ -105,12 +198,12 @@ class LocalHost:
 
     def start(self) -> str:
         from moto.core.config import default_user_config
-        from moto.server import ThreadedMotoServer
 
         self._saved_moto_config = copy.deepcopy(default_user_config)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
+        server = _moto_server(self.port)
+        server.start()  # raises PortInUse for a taken port
+        self._server = server
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
         try:
@@ -137,7 +230,7 @@ class LocalHost:
         if self._pump_thread is not None:
             self._pump_thread.join(timeout=30)
         if self._executor is not None:
-            self._executor.uninstall()
+            self._end_jobs(self._executor)
             self._executor = None
         if self._server is not None:
             self._server.stop()
@@ -148,6 +241,26 @@ class LocalHost:
             self._environment = None
         if self._own_scratch:
             shutil.rmtree(self.scratch, ignore_errors=True)
+
+    @staticmethod
+    def _end_jobs(executor: LocalBatchExecutor) -> None:
+        """Uninstall the executor (it waits for its running jobs) while terminating the job processes, so that
+        neither a running job nor one the pool starts meanwhile outlives the host."""
+        terminate = getattr(executor, "terminate", None)  # the executor's own way, where it has one
+        uninstalled = threading.Event()
+
+        def uninstall() -> None:
+            try:
+                executor.uninstall()
+            finally:
+                uninstalled.set()
+
+        threading.Thread(target=uninstall, name="local-batch-uninstall", daemon=True).start()
+        signalled: dict[int, float] = {}
+        while not uninstalled.wait(0.05):
+            if terminate is not None:
+                terminate()
+            terminate_job_processes(signalled)
 
     @property
     def jobs_dir(self) -> Path:
@@ -181,7 +294,7 @@ class LocalHost:
 
 
 # ---- `seqlane local up`: one host in the background, described by a state file
-def serve(state_file: Path, template_path: Path | None, region: str, port: int) -> int:
+def serve(state_file: Path, template_path: Path | None, region: str, port: int, token: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -191,6 +304,7 @@ def serve(state_file: Path, template_path: Path | None, region: str, port: int) 
             "endpoint": host.endpoint,
             "region": region,
             "pid": os.getpid(),
+            "token": token,  # on this process's command line too: `seqlane local down` signals only a match
             "jobs_dir": str(host.jobs_dir),
             "started_at": time.time(),
         }
@@ -211,8 +325,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--template", type=Path)
     parser.add_argument("--region", default="eu-west-2")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", help="Identifies this host to `seqlane local down` (default: a new one).")
     args = parser.parse_args(argv)
-    return serve(args.state_file, args.template, args.region, args.port)
+    if not args.token:  # the token must be on the command line, where `down` checks it: start again with one
+        from seqlane.local.control import new_token
+
+        arguments = [sys.executable, "-m", "seqlane.local.host", *(argv if argv is not None else sys.argv[1:])]
+        os.execv(sys.executable, [*arguments, "--token", new_token()])  # noqa: S606 - this interpreter
+    return serve(args.state_file, args.template, args.region, args.port, args.token)
 
 
 if __name__ == "__main__":
