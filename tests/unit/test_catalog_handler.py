@@ -8,10 +8,11 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from seqlane.adapters import factory
 from tests.conftest import REGION, ROOT
-from tests.unit.test_catalog import BUCKET, BUS, SAMPLE, TABLE, batch_event, seqlane_world
+from tests.unit.test_catalog import BUCKET, BUS, SAMPLE, TABLE, batch_event, execution_event, seqlane_world
 
 OTHER = "NA24385"
 IDEMPOTENCY_TABLE = "seqlane-idempotency"
@@ -121,22 +122,68 @@ def test_catalog_handler_drops_foreign_events_without_retry(world):
     assert world.published() == []
 
 
-def test_catalog_handler_retries_success_whose_result_file_is_missing(world):
-    # Given one sample with its result file and another whose result file is not there yet
+def test_catalog_handler_success_whose_result_file_is_missing_fails_once_without_retry(world):
+    # Given one sample with its result file and another whose job wrote none
     world.put_result(SAMPLE)
     event = sqs_event(batch_event("SUCCEEDED", SAMPLE), batch_event("SUCCEEDED", OTHER))
-    missing_id = event["Records"][1]["messageId"]
 
     # When both SUCCEEDED events are delivered in one batch
     response = invoke(event)
 
-    # Then only the second is reported for retry, and only the first sample is cataloged and announced
-    assert response == {"batchItemFailures": [{"itemIdentifier": missing_id}]}
-    assert (world.sample_item(SAMPLE)["status"], world.sample_item(OTHER)["status"]) == ("SUCCEEDED", "MANIFESTED")
-    assert [e["detail"]["sample_id"] for e in world.published()] == [SAMPLE]
+    # Then neither is retried: the first SUCCEEDED, the second FAILED naming the missing file (not stuck SUBMITTED)
+    assert response == {"batchItemFailures": []}
+    assert (world.sample_item(SAMPLE)["status"], world.sample_item(OTHER)["status"]) == ("SUCCEEDED", "FAILED")
+    assert "result file" in world.sample_item(OTHER)["failure_reason"]
+    assert sorted((e["detail-type"], e["detail"]["sample_id"]) for e in world.published()) == [
+        ("AnalysisFailed", OTHER),
+        ("AnalysisSucceeded", SAMPLE),
+    ]
 
-    # And once the result file exists, the retried message is cataloged (no idempotency record blocks it)
-    world.put_result(OTHER)
-    assert invoke({"Records": [event["Records"][1]]}) == {"batchItemFailures": []}
-    assert world.sample_item(OTHER)["status"] == "SUCCEEDED"
-    assert [e["detail"]["sample_id"] for e in world.published()] == [OTHER]
+
+def test_catalog_handler_rejects_poison_messages_once(world):
+    # Given bodies that can never be cataloged: not JSON, JSON that is not an object, an execution event without
+    # seqlane's input, and a Batch event with a non-numeric attempt
+    no_input = {"source": "aws.states", "detail-type": "Step Functions Execution Status Change"}
+    no_input["detail"] = execution_event("FAILED", input="{}")
+    bad_attempt = batch_event("SUCCEEDED")
+    bad_attempt["detail"]["parameters"]["attempt"] = "two"
+    records = sqs_event(no_input, bad_attempt)["Records"]
+    records += [
+        {**records[0], "messageId": "not-json", "body": "{oops"},
+        {**records[0], "messageId": "list", "body": "[]"},
+    ]
+
+    # When they are delivered, Then none is reported for retry, and nothing changes
+    assert invoke({"Records": records}) == {"batchItemFailures": []}
+    assert world.sample_item()["status"] == "MANIFESTED"
+    assert world.published() == []
+
+
+def test_catalog_handler_retries_transient_failures(world, monkeypatch):
+    # Given the catalog table is unreachable for a moment
+    world.put_result(SAMPLE)
+    event = sqs_event(batch_event("SUCCEEDED", SAMPLE))
+
+    def unavailable(*args, **kwargs):
+        raise ConnectionError("catalog unreachable")
+
+    monkeypatch.setattr(
+        factory.catalog_service(factory.CatalogSettings.from_env()).catalog, "finish_analysis", unavailable
+    )
+
+    # When the event is delivered, Then the invocation fails (Powertools fails a batch whose every record failed),
+    # so SQS delivers it again, and nothing was published
+    with pytest.raises(BatchProcessingError, match="All records failed"):
+        invoke(event)
+    assert world.published() == []
+
+
+def test_catalog_handler_routes_execution_status_changes(world):
+    # Given Step Functions' event for an execution that timed out
+    event = {"source": "aws.states", "detail-type": "Step Functions Execution Status Change"}
+    event["detail"] = execution_event("TIMED_OUT")
+
+    # When it is delivered, Then the sample is TIMED_OUT and AnalysisFailed was published
+    assert invoke(sqs_event(event)) == {"batchItemFailures": []}
+    assert world.sample_item()["status"] == "TIMED_OUT"
+    assert [e["detail"]["status"] for e in world.published()] == ["TIMED_OUT"]

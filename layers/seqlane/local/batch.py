@@ -158,6 +158,7 @@ class LocalBatchExecutor:
             environment.update(local_engine_environment(environment))
         environment["SEQLANE_SCRATCH"] = str(self.scratch / job.job_id)
         environment["AWS_BATCH_JOB_ID"] = job.job_id
+        environment["AWS_BATCH_JOB_ATTEMPT"] = str(max(len(job.attempts), 1))  # as Batch numbers attempts: from 1
         local_job = LocalJob(
             job_id=job.job_id,
             command=container_command(job),
@@ -172,6 +173,10 @@ def _announce(backend: BatchSimpleBackend, job) -> None:
     detail = job.describe()
     if job.exit_code is not None:  # AWS reports the container's exit code; moto's describe leaves it out
         detail.setdefault("container", {})["exitCode"] = job.exit_code
+        if detail.get("attempts"):  # and each attempt's, with its reason
+            last = detail["attempts"][-1]
+            last.setdefault("container", {})["exitCode"] = job.exit_code
+            last["statusReason"] = job.job_stopped_reason or ESSENTIAL_CONTAINER_EXITED
     events_backends[backend.account_id][backend.region_name].put_events(
         [
             {
