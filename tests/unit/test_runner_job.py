@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import signal
@@ -18,7 +19,7 @@ from seqlane.runner.__main__ import main
 
 REGION = "eu-west-1"
 SAMPLE = "NA12878"
-FASTQS = {  # key -> (lane, read, content)
+FASTQS = {  # key -> (lane, read, FASTQ text), uploaded gzipped
     f"240101_RUN/{SAMPLE}_S1_L001_R1_001.fastq.gz": (1, 1, b"@r1/1\nACGT\n+\nIIII\n"),
     f"240101_RUN/{SAMPLE}_S1_L001_R2_001.fastq.gz": (1, 2, b"@r1/2\nTTGCA\n+\nIIIII\n"),
     f"240101_RUN/{SAMPLE}_S1_L002_R1_001.fastq.gz": (2, 1, b"@r2/1\nGG\n+\nII\n"),
@@ -48,8 +49,8 @@ def runner_s3(monkeypatch):
         "SEQLANE_REGION": REGION,
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_REGION", raising=False)
-    monkeypatch.delenv("SEQLANE_SCRATCH", raising=False)
+    for name in ("AWS_REGION", "SEQLANE_SCRATCH", "AWS_BATCH_JOB_ID", "AWS_BATCH_JOB_ATTEMPT", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in ("ingest", "results", "refs"):
@@ -68,10 +69,24 @@ def runner_dragen(fake_dragen, monkeypatch) -> Path:
     return path
 
 
-def _put_sample(s3, *, region=REGION, modality="germline-wgs", reference_uri="s3://refs/hg38") -> Manifest:
-    """Upload the FASTQs, then the manifest describing them (as the pipeline does), into moto S3."""
+def _gz(text: bytes) -> bytes:
+    return gzip.compress(text, mtime=0)
+
+
+def _put_sample(
+    s3,
+    *,
+    region=REGION,
+    modality="germline-wgs",
+    reference_uri="s3://refs/hg38",
+    bodies: dict[str, bytes] | None = None,
+) -> Manifest:
+    """Upload the FASTQs (gzipped, or `bodies` as they are), then the manifest describing them (as the pipeline
+    does), into moto S3."""
     files = []
-    for key, (lane, read, body) in FASTQS.items():
+    bodies = bodies or {key: _gz(text) for key, (_, _, text) in FASTQS.items()}
+    for key, body in bodies.items():
+        lane, read = FASTQS[key][:2] if key in FASTQS else _lane_read(key)
         etag = s3.put_object(Bucket="ingest", Key=key, Body=body)["ETag"].strip('"')
         files.append(FastqFile(key=key, lane=lane, read=read, size=len(body), etag=etag))
     manifest = Manifest(
@@ -86,12 +101,18 @@ def _put_sample(s3, *, region=REGION, modality="germline-wgs", reference_uri="s3
     return manifest
 
 
+def _lane_read(key: str) -> tuple[int, int]:
+    """Lane and read of an Illumina name: ..._L002_R1_001.fastq.gz -> (2, 1)."""
+    parts = Path(key).name.split("_")
+    return int(parts[-3].removeprefix("L")), int(parts[-2].removeprefix("R"))
+
+
 def _run(manifest_source: str, scratch: Path, *extra: str) -> int:
     return main(["--manifest", manifest_source, "--scratch", str(scratch), *extra])
 
 
-def _result(s3, manifest: Manifest) -> dict:
-    key = manifest.result_uri.removeprefix("s3://results/")
+def _result(s3, manifest: Manifest, job_id: str = "local", attempt: int = 1) -> dict:
+    key = manifest.result_uri(job_id, attempt).removeprefix("s3://results/")
     return json.loads(s3.get_object(Bucket="results", Key=key)["Body"].read())
 
 
@@ -109,20 +130,21 @@ def test_runner_uploads_outputs_and_result_file(runner_s3, runner_dragen, tmp_pa
 
     # Then DRAGEN succeeded, its output passed through, and every output is on S3 with its true hash
     assert exit_code == 0
-    assert "fake dragen: done" in capfd.readouterr().out
+    captured = capfd.readouterr()
+    assert "fake dragen: done" in captured.out
+    assert captured.err == ""
     result = _result(runner_s3, manifest)
+    attempt_uri = manifest.attempt_uri("local", 1)
     assert [o["path"] for o in result["outputs"]] == EXPECTED_OUTPUTS
     for output in result["outputs"]:
-        assert output["uri"] == manifest.output_uri + output["path"]
+        assert output["uri"] == attempt_uri + output["path"]
         body = runner_s3.get_object(Bucket="results", Key=output["uri"].removeprefix("s3://results/"))["Body"]
         content = body.read()
         assert output["size"] == len(content)
         assert output["sha256"] == hashlib.sha256(content).hexdigest()
     # and the BAM was built from the staged FASTQs, in fastq-list order
-    bam = runner_s3.get_object(
-        Bucket="results", Key=manifest.output_uri.removeprefix("s3://results/") + f"{SAMPLE}.bam"
-    )
-    assert bam["Body"].read() == b"BAM\x01" + b"".join(body for _, _, body in FASTQS.values())
+    bam = runner_s3.get_object(Bucket="results", Key=attempt_uri.removeprefix("s3://results/") + f"{SAMPLE}.bam")
+    assert bam["Body"].read() == b"BAM\x01" + b"".join(_gz(text) for _, _, text in FASTQS.values())
     # and the result file describes the run
     assert result["schema"] == "seqlane.result/1"
     assert (result["run_id"], result["sample_id"], result["version"]) == (
@@ -130,34 +152,52 @@ def test_runner_uploads_outputs_and_result_file(runner_s3, runner_dragen, tmp_pa
         SAMPLE,
         manifest.version,
     )
+    assert (result["job_id"], result["attempt"]) == ("local", 1)
+    assert (result["status"], result["error"], result["runner_exit_code"]) == ("SUCCEEDED", None, 0)
     assert result["engine"] == "dragen"
     assert result["exit_code"] == 0
+    # and every input with its read count, reconciled with the engine's Total input reads
+    assert [(i["key"], i["lane"], i["read"], i["segment"], i["reads"]) for i in result["inputs"]] == [
+        (key, lane, read, 1, 1) for key, (lane, read, _) in FASTQS.items()
+    ]
+    assert result["reconciliation"] == {
+        "staged_reads": 4,
+        "engine_reads": 4,
+        "ok": True,
+        "detail": "staged 4 reads, engine reports 4",
+    }
+    assert result["metrics"]["total_input_reads"] == 4
     assert result["command"][0] == str(runner_dragen)
     assert result["command"][result["command"].index("--output-file-prefix") + 1] == SAMPLE
     assert result["started_at"].endswith("Z")
     assert result["started_at"] <= result["finished_at"]
     assert RESULT_FILE_NAME not in [o["path"] for o in result["outputs"]]
-    # and nothing was written outside output_uri, and local scratch was cleaned up
-    output_prefix = manifest.output_uri.removeprefix("s3://results/")
+    # and nothing was written outside the attempt's prefix, and local scratch was cleaned up
+    output_prefix = attempt_uri.removeprefix("s3://results/")
     assert sorted(_keys(runner_s3, "results", "results/")) == sorted(
         [output_prefix + p for p in EXPECTED_OUTPUTS] + [output_prefix + RESULT_FILE_NAME]
     )
     assert not (tmp_path / "scratch" / manifest.run_id / SAMPLE / manifest.version).exists()
 
 
-def test_runner_propagates_dragen_failure_and_still_uploads(runner_s3, runner_dragen, tmp_path, monkeypatch):
-    # Given DRAGEN will fail with exit code 7 after writing some outputs
+def test_runner_propagates_dragen_failure_and_still_uploads(runner_s3, runner_dragen, tmp_path, monkeypatch, capfd):
+    # Given DRAGEN will fail with exit code 7 after writing some outputs and an error line on stderr
     manifest = _put_sample(runner_s3)
     monkeypatch.setenv("FAKE_DRAGEN_EXIT", "7")
 
     # When the runner runs it
     exit_code = _run(manifest.manifest_uri, tmp_path / "scratch")
 
-    # Then the runner exits with DRAGEN's code, and the outputs and result file are still uploaded
+    # Then the runner exits with DRAGEN's code, its last line quoting the engine's own error
     assert exit_code == 7
+    message = "engine dragen exited with code 7: fake dragen: ERROR: simulated failure, exiting with 7"
+    assert capfd.readouterr().err.splitlines()[-1] == f"seqlane-runner: error: {message}"
+    # and the outputs and a FAILED result file are still uploaded
     result = _result(runner_s3, manifest)
     assert result["exit_code"] == 7
+    assert (result["status"], result["error"], result["runner_exit_code"]) == ("FAILED", message, 7)
     assert [o["path"] for o in result["outputs"]] == EXPECTED_OUTPUTS
+    assert result["reconciliation"]["ok"] is False
 
 
 def test_runner_region_mismatch_exits_3_without_downloading(runner_s3, runner_dragen, tmp_path, capsys):
@@ -182,17 +222,21 @@ def test_runner_size_mismatch_exits_4(runner_s3, runner_dragen, tmp_path, capsys
     # Given a FASTQ overwritten with other content after its manifest was written
     manifest = _put_sample(runner_s3)
     changed = next(iter(FASTQS))
-    runner_s3.put_object(Bucket="ingest", Key=changed, Body=b"@longer\nACGTACGT\n+\nIIIIIIII\n")
+    runner_s3.put_object(Bucket="ingest", Key=changed, Body=_gz(b"@longer\nACGTACGT\n+\nIIIIIIII\n"))
 
     # When the runner runs it
     exit_code = _run(manifest.manifest_uri, tmp_path / "scratch")
 
-    # Then it stops with code 4 before running DRAGEN, naming the object
+    # Then it stops with code 4 before running DRAGEN, naming the object, in one line
     assert exit_code == 4
     error = capsys.readouterr().err
+    assert error.count("\n") == 1
     assert changed in error
-    assert "changed after the manifest" in error
-    assert _keys(runner_s3, "results", "results/") == []
+    assert "changed since the manifest was written" in error
+    # and the only thing written is the FAILED result file, without outputs
+    result = _result(runner_s3, manifest)
+    assert (result["status"], result["runner_exit_code"], result["outputs"]) == ("FAILED", 4, [])
+    assert _keys(runner_s3, "results", "results/") == [manifest.result_uri("local", 1).removeprefix("s3://results/")]
 
 
 def test_runner_missing_fastq_exits_4(runner_s3, runner_dragen, tmp_path, capsys):
@@ -316,7 +360,7 @@ def test_run_command_forwards_sigterm_to_engine():
     ]
 
     # When the runner runs it
-    exit_code, started, finished = job.run_command(command)
+    exit_code, started, finished, _ = job.run_command(command)
 
     # Then the signal reached the engine, which stopped at once, reported as 128 + SIGTERM
     assert exit_code == 128 + signal.SIGTERM

@@ -1,4 +1,9 @@
-"""Batch job entrypoint: `seqlane-runner --manifest s3://<bucket>/manifests/<run>/<sample>/<version>/manifest.json`."""
+"""Batch job entrypoint: `seqlane-runner --manifest s3://<bucket>/manifests/<run>/<sample>/<version>/manifest.json`.
+
+The log (INFO lines, the engine's own output) goes to stdout; stderr gets exactly one line when the job fails,
+`seqlane-runner: error: ...`, printed last, so the job log always ends with the real reason. Exit codes: see
+`seqlane.runner.job` (and `--help`).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,26 @@ import logging
 import os
 import sys
 
-from seqlane.runner.job import ENGINES, RunnerError, run_job
+from seqlane.runner.job import ENGINES, EXIT_CODES, EXIT_UNEXPECTED, as_runner_error, run_job
+
+PROG = "seqlane-runner"
+
+
+def _epilog() -> str:
+    codes = "; ".join(f"{code} {meaning}" for code, meaning in sorted(EXIT_CODES.items()))
+    return (
+        "Exit codes: 0 success; the engine's own code when it fails (DRAGEN's, 128+N for signal N); " + codes + ". "
+        "Every failure prints one line on stderr and, once the manifest is read, a result file with status FAILED "
+        "under results/<run>/<sample>/<version>/<$AWS_BATCH_JOB_ID>/<$AWS_BATCH_JOB_ATTEMPT>/."
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="seqlane-runner",
-        description="Stage a sample's FASTQs and reference, run the engine (DRAGEN or the CPU engine), upload "
-        "outputs and a result file.",
-        epilog="Exit codes: DRAGEN's own; 2 bad manifest, unsupported modality or no DRAGEN binary; "
-        "3 manifest pinned to another region; 4 an input is missing or changed since the manifest "
-        "was written.",
+        prog=PROG,
+        description="Stage and verify a sample's FASTQs and reference, run the engine (DRAGEN or the CPU engine), "
+        "check its read count, upload outputs and a result file (write-once, per Batch job attempt).",
+        epilog=_epilog(),
     )
     parser.add_argument("--manifest", required=True, help="manifest.json: s3:// URI or local path")
     parser.add_argument(
@@ -38,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         return run_job(
             args.manifest,
@@ -47,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
             engine=args.engine,
             keep_scratch=args.keep_scratch,
         )
-    except RunnerError as err:
-        print(f"seqlane-runner: error: {err}", file=sys.stderr)
-        return err.exit_code
+    except Exception as err:  # noqa: BLE001 - one line and a code, never a traceback
+        failure = as_runner_error(err)
+        sys.stdout.flush()
+        print(f"{PROG}: error: {failure}", file=sys.stderr, flush=True)
+        return failure.exit_code or EXIT_UNEXPECTED
 
 
 if __name__ == "__main__":
