@@ -286,7 +286,12 @@ class CatalogService:
             **_diagnosis(result),
         }
         entered = self.catalog.finish_analysis(
-            analysis.run_id, analysis.sample_id, analysis.version, analysis.attempt, SampleStatus.SUCCEEDED, details
+            analysis.run_id,
+            analysis.sample_id,
+            analysis.version,
+            analysis.attempt,
+            status=SampleStatus.SUCCEEDED,
+            details=details,
         )
         if not entered:
             logger.warning(
@@ -335,7 +340,7 @@ class CatalogService:
         reason = _one_line(reason)
         details = {**details, "failure_error": error, "failure_reason": reason}
         entered = self.catalog.finish_analysis(
-            analysis.run_id, analysis.sample_id, analysis.version, analysis.attempt, status, details
+            analysis.run_id, analysis.sample_id, analysis.version, analysis.attempt, status=status, details=details
         )
         logger.warning(
             "analysis failed"

@@ -83,6 +83,17 @@ class Manifest:
         stem = _UNSAFE_NAME_CHARS.sub("_", f"{self.run_id}-{self.sample_id}")
         return stem[: _EXECUTION_NAME_MAX - len(suffix)] + suffix
 
+    def execution_input(self, attempt: int = 1) -> dict[str, Any]:
+        """The state machine's input for one analysis attempt of this version."""
+        return {
+            "run_id": self.run_id,
+            "sample_id": self.sample_id,
+            "version": self.version,
+            "manifest_uri": self.manifest_uri,
+            "route": asdict(self.route),
+            "attempt": attempt,
+        }
+
     # ---- locations (all in the results bucket: the pipeline never writes to the ingest bucket)
     @property
     def prefix(self) -> str:

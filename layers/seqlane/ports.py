@@ -48,6 +48,18 @@ class SampleRecord:
 
 
 @dataclass(frozen=True)
+class AnalysisState:
+    """Where a sample's current analysis attempt stands (seqlane.attempts)."""
+
+    status: SampleStatus
+    version: str | None
+    manifest_uri: str | None
+    attempt: int
+    started: bool
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
 class RunState:
     closed: bool = False  # a completion marker arrived
     sheet_key: str | None = None  # a valid sample sheet was read
@@ -76,7 +88,23 @@ class JobOutput:
 
 
 class Catalog(Protocol):
-    def record_fastq(self, run_id: str, sample_id: str, fastq: FastqFile, ordering: str) -> SampleRecord: ...
+    def record_fastq(
+        self, run_id: str, sample_id: str, fastq: FastqFile, ordering: str, folder: str | None = None
+    ) -> SampleRecord:
+        """`folder`: the parent folder, when it may be a v1 `<Sample_ID>/` folder (then the record returned without
+        the file, its `folder_owners` holding `folder`, means: record it under sample `folder`)."""
+        ...
+
+    def add_folder_owners(self, run_id: str, file_sample: str, sample_ids: set[str]) -> None: ...
+    def move_files(self, run_id: str, source: str, target: str, keys: set[str]) -> None: ...
+    def drop_keys(self, run_id: str, sample_id: str, keys: set[str]) -> SampleRecord: ...
+    def sample(self, run_id: str, sample_id: str) -> SampleRecord: ...
+    def report_conflict(self, run_id: str, sample_id: str, conflict_id: str) -> bool:
+        """True the first time this conflict of the sample is reported."""
+        ...
+
+    def hold_in_conflict(self, run_id: str, sample_id: str) -> bool: ...
+    def release_conflict(self, run_id: str, sample_id: str) -> None: ...
     def record_ignored(self, run_id: str, key: str, reason: str) -> bool:
         """True the first time this key is recorded as ignored."""
         ...
@@ -104,7 +132,7 @@ class Catalog(Protocol):
 
     def record_outputs(self, run_id: str, sample_id: str, version: str, outputs: list[JobOutput]) -> None: ...
     def finish_analysis(
-        self, run_id: str, sample_id: str, version: str, attempt: int, status: SampleStatus, details: dict[str, Any]
+        self, run_id: str, sample_id: str, version: str, attempt: int, *, status: SampleStatus, details: dict[str, Any]
     ) -> bool:
         """Enter a final state for this version and attempt. True when this call entered it (or entered it before
         without publishing its event): the caller publishes. False when the sample is unknown, moved on to
@@ -112,6 +140,11 @@ class Catalog(Protocol):
         ...
 
     def mark_outcome_published(self, run_id: str, sample_id: str, version: str, attempt: int) -> None: ...
+    def analysis_state(self, run_id: str, sample_id: str) -> AnalysisState | None: ...
+    def begin_attempt(self, run_id: str, sample_id: str, version: str, attempt: int, execution_name: str) -> bool:
+        """Move a sample whose attempt `attempt` of `version` failed to attempt + 1; False if it moved on."""
+        ...
+
     def record_job_outcome(
         self, run_id: str, sample_id: str, version: str, status: SampleStatus, details: dict[str, Any]
     ) -> bool:
