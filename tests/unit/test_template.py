@@ -86,46 +86,185 @@ def test_dragen_job_definition_retries_only_host_loss():
     assert rules[-1] == {"OnReason": "*", "Action": "EXIT"}
 
 
-def _statements():
-    for name, resource in RESOURCES.items():
-        props = resource.get("Properties", {})
-        documents = [p["PolicyDocument"] for p in props.get("Policies", []) if "PolicyDocument" in p]
-        documents += [p for p in props.get("Policies", []) if "Statement" in p]
-        for document in documents:
-            for statement in document["Statement"]:
-                yield name, statement
+# ---------------------------------------------------------------- analysis outcomes: events and alarms
+FINAL_EXECUTION_STATES = ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
 
 
-def test_iam_never_allows_writes_on_everything():
-    # Wildcard resources are allowed only for read-style calls that cannot be scoped (DescribeJobs, log delivery)
-    for name, statement in _statements():
-        if statement["Effect"] == "Allow" and statement["Resource"] == "*":
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            assert all(a.startswith(("batch:Describe", "batch:Terminate", "logs:")) for a in actions), name
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
 
 
-def test_iam_nothing_may_delete_or_overwrite_ingested_fastqs():
-    # Given every Allow statement of every role
-    for name, statement in _statements():
-        if statement["Effect"] != "Allow":
-            continue
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = json.dumps(statement.get("Resource"))
-        # Then no role can put or delete objects in the ingest bucket
-        if "IngestBucket" in resources:
-            assert not any(a.startswith(("s3:Put", "s3:Delete", "s3:*")) for a in actions), name
-
-
-def test_iam_every_role_is_pinned_to_its_region():
-    roles = {
-        name
-        for name, r in RESOURCES.items()
-        if r["Type"] in {"AWS::Serverless::Function", "AWS::IAM::Role", "AWS::Serverless::StateMachine"}
+def test_execution_state_rule_sends_this_state_machines_final_states_to_the_catalog_queue():
+    rule = RESOURCES["ExecutionStateEventsRule"]["Properties"]
+    # Step Functions emits status changes on the default bus: the rule names no other bus
+    assert "EventBusName" not in rule
+    assert rule["EventPattern"] == {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"status": FINAL_EXECUTION_STATES, "stateMachineArn": [{"Ref": "AnalysisStateMachine"}]},
     }
-    pinned = {
-        name
-        for name, statement in _statements()
-        if statement["Effect"] == "Deny" and "aws:RequestedRegion" in json.dumps(statement.get("Condition"))
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["CatalogQueue", "Arn"]}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["CatalogDeadLetterQueue", "Arn"]}}
+
+
+def test_event_queues_accept_every_rule_that_targets_them_and_nothing_else():
+    (policy,) = resources_of("AWS::SQS::QueuePolicy").values()
+    grants = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow" and s["Principal"] == {"Service": "events.amazonaws.com"}
+    ]
+    # Every Allow is conditioned on the source rule
+    assert all(set(s["Condition"]) == {"ArnEquals"} for s in grants)
+    for name, rule in resources_of("AWS::Events::Rule").items():
+        for target in rule["Properties"]["Targets"]:
+            for queue_arn in (target["Arn"], target["DeadLetterConfig"]["Arn"]):
+                # Then the queue policy lets this rule (and its dead-letter delivery) send to that queue
+                assert any(
+                    queue_arn in as_list(s["Resource"])
+                    and {"Fn::GetAtt": [name, "Arn"]} in as_list(s["Condition"]["ArnEquals"]["aws:SourceArn"])
+                    and s["Action"] == "sqs:SendMessage"
+                    for s in grants
+                ), (name, queue_arn)
+
+
+def dead_letter_queues() -> set[str]:
+    queues = {
+        q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for q in resources_of("AWS::SQS::Queue").values()
+        if "RedrivePolicy" in q["Properties"]
     }
-    # The EC2 instance role only carries AWS managed policies for ECS/SSM
-    assert roles - pinned == {"DragenInstanceRole"}
+    for rule in resources_of("AWS::Events::Rule").values():
+        queues |= {t["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] for t in rule["Properties"]["Targets"]}
+    return queues
+
+
+def test_every_dead_letter_queue_alarms_when_a_message_waits_on_it():
+    assert dead_letter_queues() == {"IngestDeadLetterQueue", "CatalogDeadLetterQueue"}
+    for queue in dead_letter_queues():
+        dimensions = [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+        alarms = [
+            a["Properties"]
+            for a in resources_of("AWS::CloudWatch::Alarm").values()
+            if a["Properties"].get("Dimensions") == dimensions
+        ]
+        assert len(alarms) == 1, queue
+        (alarm,) = alarms
+        assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+
+
+def test_every_alarm_notifies_the_alarm_topic_when_it_fires_and_when_it_clears():
+    alarms = resources_of("AWS::CloudWatch::Alarm")
+    assert len(alarms) == 4
+    for name, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["Properties"]["OKActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["Properties"]["TreatMissingData"] == "notBreaching", name
+
+
+def test_unsuccessful_analyses_alarm_counts_failed_timed_out_and_aborted_executions_of_this_state_machine():
+    alarm = RESOURCES["AnalysesUnsuccessfulAlarm"]["Properties"]
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+    read = {m["MetricStat"]["Metric"]["MetricName"]: m for m in metrics.values() if "MetricStat" in m}
+    assert set(read) == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    for metric in read.values():
+        assert metric["MetricStat"]["Metric"]["Namespace"] == "AWS/States"
+        assert metric["MetricStat"]["Metric"]["Dimensions"] == [
+            {"Name": "StateMachineArn", "Value": {"Ref": "AnalysisStateMachine"}}
+        ]
+        assert metric["MetricStat"]["Stat"] == "Sum" and metric["ReturnData"] is False
+    (total,) = [m for m in metrics.values() if m.get("ReturnData")]
+    assert all(metric_id in total["Expression"] for metric_id in (m["Id"] for m in read.values()))
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+
+
+def test_rejected_messages_alarm_reads_the_ingest_handlers_powertools_metric():
+    # Powertools publishes to POWERTOOLS_METRICS_NAMESPACE with the dimension service = POWERTOOLS_SERVICE_NAME
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert not {"POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME"} & set(
+        RESOURCES["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    )
+    alarm = RESOURCES["IngestRejectedMessagesAlarm"]["Properties"]
+    assert alarm["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
+    assert alarm["MetricName"] == "MessageRejected"
+    assert 'name="MessageRejected"' in (ROOT / "functions" / "ingest" / "app.py").read_text()
+
+
+def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use_and_takes_tls_only():
+    topic = RESOURCES["AlarmTopic"]["Properties"]
+    # alias/aws/sns would not do: its key policy cannot let CloudWatch alarms encrypt, so they could not publish
+    assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    key = RESOURCES["AlarmTopicKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    assert any(
+        s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        and set(s["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+        for s in key["KeyPolicy"]["Statement"]
+    )
+    (policy,) = [
+        p["Properties"]["PolicyDocument"]
+        for p in resources_of("AWS::SNS::TopicPolicy").values()
+        if p["Properties"]["Topics"] == [{"Ref": "AlarmTopic"}]
+    ]
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert statements["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statements["DenyInsecureTransport"]["Principal"] == "*"
+    publish = statements["CloudWatchAlarmsPublish"]
+    assert publish["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert publish["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+
+
+def test_alarm_email_is_optional_and_the_topic_is_an_output():
+    assert TEMPLATE["Parameters"]["AlarmEmail"]["Default"] == ""
+    (subscription,) = resources_of("AWS::SNS::Subscription").values()
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+    assert TEMPLATE["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}
+
+
+def test_execution_state_rule_routes_in_moto_only_this_state_machines_final_states(aws_credentials):
+    import boto3
+    from moto import mock_aws
+
+    ours = "arn:aws:states:eu-west-2:123456789012:stateMachine:AnalysisStateMachine-abc"
+    theirs = "arn:aws:states:eu-west-2:123456789012:stateMachine:other"
+    rule = RESOURCES["ExecutionStateEventsRule"]["Properties"]
+    pattern = json.dumps(rule["EventPattern"]).replace(json.dumps({"Ref": "AnalysisStateMachine"}), json.dumps(ours))
+
+    def status_change(state_machine: str, status: str) -> dict:
+        detail = {"executionArn": f"{state_machine}:run-1", "stateMachineArn": state_machine, "status": status}
+        return {
+            "Source": "aws.states",
+            "DetailType": "Step Functions Execution Status Change",
+            "Detail": json.dumps(detail),
+        }
+
+    with mock_aws():
+        # Given the rule with the template's pattern on the default bus, targeting a queue
+        sqs = boto3.client("sqs")
+        events = boto3.client("events")
+        queue_url = sqs.create_queue(QueueName="catalog")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="execution-states", EventPattern=pattern)
+        events.put_targets(Rule="execution-states", Targets=[{"Id": "catalog-queue", "Arn": queue_arn}])
+
+        # When this state machine's executions end in each final state, and others do not match
+        for status in [*FINAL_EXECUTION_STATES, "RUNNING"]:
+            events.put_events(Entries=[status_change(ours, status)])
+        events.put_events(Entries=[status_change(theirs, "FAILED")])
+
+        # Then the queue holds the four final states of this state machine only
+        received = []
+        while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+            for message in messages:
+                received.append(json.loads(message["Body"])["detail"])
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    assert sorted(d["status"] for d in received) == sorted(FINAL_EXECUTION_STATES)
+    assert {d["stateMachineArn"] for d in received} == {ours}
