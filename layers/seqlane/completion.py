@@ -6,11 +6,85 @@ A sample may start when its run says which reads to wait for, and all of them ar
 - the run's completion marker has arrived; its listing of the run folder says which files each sample has.
 Every lane seen, declared or listed needs R1 (and R2 when paired) for every split segment seen or listed.
 Reads are paired unless the sample sheet says single-end.
+
+A sample in conflict never starts (`conflicts`): two keys claim one of its slots (a lane-merged name next to a
+lane-split one, the sample in two folders, one Sample_ID under two S-numbers), or its uploads bring a lane or a read
+its sample sheet entry does not declare.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from seqlane.ports import RunState, SampleRecord, Slot
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Why a sample is held: `conflict_id` is stable (one SampleConflict event each), `keys` are the files named."""
+
+    conflict_id: str
+    slot: str  # "L001 R1" (split segments "L001 R1 #002")
+    keys: tuple[str, ...]
+    reason: str
+
+
+def is_sample(record: SampleRecord) -> bool:
+    """A record of a sample, not one that only says which `<Sample_ID>/` folders own a v1 Sample_Name."""
+    return (
+        bool(record.files or record.slot_claims or record.expected or record.manifest_version)
+        or record.declared_lanes is not None
+    )
+
+
+def slot_label(slot: Slot) -> str:
+    lane, read, segment = slot
+    return f"L{lane:03d} R{read}" + (f" #{segment:03d}" if segment > 1 else "")
+
+
+def conflicts(sample: SampleRecord) -> list[Conflict]:
+    """Every conflict of the sample, in slot order: a pure function of its record, so any upload order gives the same
+    answer once the same files and sheet are in."""
+    found = []
+    for slot in sorted(sample.slot_claims):
+        keys = tuple(sorted(sample.slot_claims[slot]))
+        if len(keys) > 1:
+            label = slot_label(slot)
+            reason = f"{len(keys)} files claim {sample.sample_id} {label} ({_why_several(keys)}); delete all but one"
+            found.append(Conflict(f"slot:{label}", label, keys, reason))
+    declared = sample.declared_lanes
+    for slot, fastq in sorted(sample.files.items()):
+        label = slot_label(slot)
+        if declared and fastq.lane not in declared:
+            lanes = ", ".join(str(lane) for lane in sorted(declared))
+            reason = (
+                f"the sample sheet declares {sample.sample_id} on lane{'s' if len(declared) > 1 else ''} {lanes} "
+                f"only, but {fastq.key} is lane {fastq.lane}"
+            )
+            found.append(Conflict(f"sheet:{label}", label, (fastq.key,), reason))
+        elif sample.paired is False and fastq.read == 2:
+            reason = f"the sample sheet declares a single-end run (no Read2 in [Reads]), but {fastq.key} is R2"
+            found.append(Conflict(f"sheet:{label}", label, (fastq.key,), reason))
+    return found
+
+
+def _why_several(keys: Iterable[str]) -> str:
+    """What differs between keys that claim one slot, in a lab's words."""
+    from seqlane.naming import FastqKey, classify_key
+
+    names = [kind for kind in map(classify_key, keys) if isinstance(kind, FastqKey)]
+    folders = {kind.run_key.relative_path.rpartition("/")[0] for kind in names}
+    numbers = {kind.name.sample_number for kind in names}
+    merged = {kind.name.lane is None for kind in names}
+    if len(merged) > 1:
+        return "a lane-merged FASTQ next to lane-split ones"
+    if len(folders) > 1:
+        shown = ", ".join(f"{folder}/" if folder else "the run folder" for folder in sorted(folders))
+        return f"the sample is in {len(folders)} folders: {shown}"
+    if len(numbers) > 1:
+        return "one Sample_ID under " + ", ".join(f"S{number}" for number in sorted(numbers))
+    return "different files for one slot"
 
 
 def reads_needed(sample: SampleRecord) -> tuple[int, ...]:
@@ -40,4 +114,4 @@ def missing_reads(sample: SampleRecord) -> list[str]:
 def is_ready(sample: SampleRecord, run: RunState) -> bool:
     """All its reads are in, and something (its sheet entry or the run's marker) says which reads to wait for."""
     knows_what_to_wait_for = run.closed or bool(sample.declared_lanes)
-    return knows_what_to_wait_for and bool(sample.files) and not missing_reads(sample)
+    return knows_what_to_wait_for and bool(sample.files) and not missing_reads(sample) and not conflicts(sample)

@@ -2,7 +2,11 @@
 with which seqlane modality, and whether R2 FASTQs are expected.
 
 Pure: text in, `SampleSheet` out, or a `SampleSheetError` whose message names the file, line and section.
-Section names, column names and setting keys are matched case-insensitively; values are case-sensitive.
+Section names, column names and setting keys are matched case-insensitively; values are case-sensitive. A column
+repeated under another letter case (npg's `Sample_Name` next to `sample_name`) is an error only when seqlane reads
+it and no spelling is the documented one. A Sample_ID on several rows (10x-style index sets, NovaSeq X sheets with
+several index pairs per sample) is one sample; only a row repeated with the same lane and index pair is an error.
+A Lane of `3+4` (npg's merged lanes) lists the sample on lanes 3 and 4.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ DEFAULT_NAME = "SampleSheet.csv"
 _SAMPLE_ID = re.compile(r"[A-Za-z0-9_.-]+")
 _MODALITY = re.compile(r"[a-z0-9][a-z0-9-]*")
 _NUMBER = re.compile(r"[0-9]+")
+_LANE_LIST = re.compile(r"[0-9]+(?:\+[0-9]+)*")
 _SECTION_HEADER = re.compile(r"\[(.*)\]")
 _LANES = range(1, 9)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # not str.splitlines(): form feeds etc. would shift line numbers
@@ -24,6 +29,10 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # not str.splitlines(): form feeds etc.
 _V1_DEMUX, _V2_DEMUX = "data", "bclconvert_data"
 _SEQLANE_DATA, _SEQLANE_SETTINGS = "seqlane_data", "seqlane_settings"
 _OWN_TABLES = frozenset({_V1_DEMUX, _V2_DEMUX, _SEQLANE_DATA})
+# Columns seqlane reads, as documented (bcl2fastq, BCL Convert, seqlane): a spelling that wins over the same name in
+# another letter case.
+_READ_COLUMNS = ("Sample_ID", "Sample_Name", "Sample_Project", "Lane", "index", "index2", "Index", "Index2", "Modality")
+_READ_KEYS = frozenset(column.casefold() for column in _READ_COLUMNS)
 
 
 class SampleSheetError(ValueError):
@@ -49,6 +58,13 @@ class DeclaredSample:
     lanes: frozenset[int]  # lanes the sheet assigns it to; empty = the sheet has no Lane column (any lane)
     modality: str | None  # from [Seqlane_Data] (per sample) else [Seqlane_Settings] Modality, else None
     project: str | None  # Sample_Project when given
+    # What its FASTQ names start with: v1 (bcl2fastq) Sample_Name when set, else (and always in v2) Sample_ID. When
+    # it differs from the Sample_ID, bcl2fastq writes them in a `[<Sample_Project>/]<Sample_ID>/` folder.
+    file_name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.file_name:
+            object.__setattr__(self, "file_name", self.sample_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +115,7 @@ class _Accumulated:
     lanes: set[int]
     project: str | None
     line: int
+    file_name: str
 
 
 class _Parser:
@@ -112,7 +129,7 @@ class _Parser:
     def parse(self, text: str) -> SampleSheet:
         sections = self.split_sections(text)
         version, demux = self.version_and_demux(sections)
-        samples = self.demux_samples(demux)
+        samples = self.demux_samples(demux, version)
         default_modality = self.default_modality(sections.get(_SEQLANE_SETTINGS))
         modalities = self.sample_modalities(sections.get(_SEQLANE_DATA), samples)
         for key, section in sections.items():
@@ -125,6 +142,7 @@ class _Parser:
                 lanes=frozenset(s.lanes),
                 modality=modalities.get(s.sample_id, default_modality),
                 project=s.project,
+                file_name=s.file_name,
             )
             for s in samples.values()
         )
@@ -191,14 +209,23 @@ class _Parser:
         if not section.rows:
             return None
         header, *rows = section.rows
-        columns: dict[str, int] = {}
+        spellings: dict[str, list[tuple[str, int]]] = {}
         for index, column in enumerate(header.fields):
-            if not column:
-                continue
-            key = column.casefold()
-            if key in columns:
-                raise self.error(f"column {column!r} appears twice in the header", header.line, section)
-            columns[key] = index
+            if column:
+                spellings.setdefault(column.casefold(), []).append((column, index))
+        columns: dict[str, int] = {}
+        for key, found in spellings.items():
+            names = [column for column, _ in found]
+            repeated = next((column for column in names if names.count(column) > 1), None)
+            if repeated is not None:
+                raise self.error(f"column {repeated!r} appears twice in the header", header.line, section)
+            documented = [index for column, index in found if column in _READ_COLUMNS]
+            if len(found) > 1 and key in _READ_KEYS and len(documented) != 1:
+                shown = ", ".join(repr(column) for column in names)
+                raise self.error(
+                    f"column {key!r} appears as {shown}; seqlane reads it, so write it once", header.line, section
+                )
+            columns[key] = documented[0] if len(found) > 1 and documented else found[0][1]
         for column in required:
             if column.casefold() not in columns:
                 found = ",".join(header.fields)
@@ -207,7 +234,7 @@ class _Parser:
 
     # samples
 
-    def demux_samples(self, demux: _Section | None) -> dict[str, _Accumulated]:
+    def demux_samples(self, demux: _Section | None, version: int) -> dict[str, _Accumulated]:
         if demux is None:
             raise self.error("no samples declared (no [Data] or [BCLConvert_Data] section)")
         table = self.table(demux, ("Sample_ID",))
@@ -215,7 +242,7 @@ class _Parser:
             raise self.error("no samples declared", demux.line, demux)
         has_lane = "lane" in table.columns
         samples: dict[str, _Accumulated] = {}
-        seen: dict[tuple[str, int | None], int] = {}
+        seen: dict[tuple[str, int | None, str, str], int] = {}
         for row in table.rows:
             if len(row.fields) > table.width:
                 raise self.error(
@@ -224,27 +251,51 @@ class _Parser:
                     demux,
                 )
             sample_id = self.sample_id(table.value(row, "sample_id"), row, demux)
-            lane = self.lane(table.value(row, "lane"), row, demux) if has_lane else None
-            if (sample_id, lane) in seen:
-                on_lane = f" on lane {lane}" if lane is not None else ""
-                first = seen[(sample_id, lane)]
-                raise self.error(
-                    f"sample {sample_id!r}{on_lane} is listed twice (first at line {first})", row.line, demux
-                )
-            seen[(sample_id, lane)] = row.line
+            lanes = self.lanes(table.value(row, "lane"), row, demux) if has_lane else (None,)
+            indexes = (table.value(row, "index"), table.value(row, "index2"))
+            for lane in lanes:
+                if (sample_id, lane, *indexes) in seen:
+                    on_lane = f" on lane {lane}" if lane is not None else ""
+                    first = seen[(sample_id, lane, *indexes)]
+                    raise self.error(
+                        f"sample {sample_id!r}{on_lane} is listed twice with the same index pair (first at line "
+                        f"{first})",
+                        row.line,
+                        demux,
+                    )
+                seen[(sample_id, lane, *indexes)] = row.line
             project = table.value(row, "sample_project") or None
+            file_name = self.file_name(table.value(row, "sample_name"), row, demux) if version == 1 else ""
+            file_name = file_name or sample_id
             known = samples.get(sample_id)
             if known is None:
-                known = samples[sample_id] = _Accumulated(sample_id, set(), project, row.line)
+                known = samples[sample_id] = _Accumulated(sample_id, set(), project, row.line, file_name)
             elif known.project != project:
                 raise self.error(
                     f"sample {sample_id!r} has Sample_Project {project!r} but {known.project!r} at line {known.line}",
                     row.line,
                     demux,
                 )
-            if lane is not None:
-                known.lanes.add(lane)
+            elif known.file_name != file_name:
+                raise self.error(
+                    f"sample {sample_id!r} has Sample_Name {file_name!r} but {known.file_name!r} at line "
+                    f"{known.line}, so bcl2fastq would name its FASTQs two ways",
+                    row.line,
+                    demux,
+                )
+            known.lanes.update(lane for lane in lanes if lane is not None)
         return samples
+
+    def file_name(self, value: str, row: _Row, section: _Section) -> str:
+        """bcl2fastq names a sample's FASTQs after its Sample_Name: seqlane must be able to read them back."""
+        if value and _SAMPLE_ID.fullmatch(value) is None:
+            raise self.error(
+                f"Sample_Name {value!r} has characters other than letters, digits, '_', '-' and '.'; bcl2fastq "
+                "names the sample's FASTQs after it",
+                row.line,
+                section,
+            )
+        return value
 
     def sample_id(self, value: str, row: _Row, section: _Section) -> str:
         if not value:
@@ -255,10 +306,17 @@ class _Parser:
             )
         return value
 
-    def lane(self, value: str, row: _Row, section: _Section) -> int:
-        if _NUMBER.fullmatch(value) is None or int(value) not in _LANES:
-            raise self.error(f"Lane {value!r} is not a lane number 1-8", row.line, section)
-        return int(value)
+    def lanes(self, value: str, row: _Row, section: _Section) -> tuple[int, ...]:
+        """A lane number 1-8, or merged lanes as `3+4` (each listed)."""
+        if _LANE_LIST.fullmatch(value) is None or any(int(lane) not in _LANES for lane in value.split("+")):
+            raise self.error(
+                f"Lane {value!r} is not a lane number 1-8 (merged lanes are written 3+4)"
+                if "+" in value
+                else f"Lane {value!r} is not a lane number 1-8",
+                row.line,
+                section,
+            )
+        return tuple(sorted({int(lane) for lane in value.split("+")}))
 
     def check_application_table(self, section: _Section, samples: dict[str, _Accumulated]) -> None:
         """Application tables ([DragenGermline_Data], [Cloud_Data], ...) may only name samples that get FASTQs."""
@@ -352,6 +410,15 @@ class _Parser:
             line = reads.rows[2].line if lengths else reads.line
             raise self.error(f"expected one or two read lengths, found {len(lengths)}", line, reads)
         return len(lengths) == 2
+
+
+def not_utf8(error: UnicodeDecodeError, name: str = DEFAULT_NAME) -> SampleSheetError:
+    """A sheet whose bytes are not UTF-8: the rejection names the file and the first byte that is not."""
+    byte = error.object[error.start : error.start + 1].hex()
+    return SampleSheetError(
+        f"not UTF-8 text: byte 0x{byte} at byte offset {error.start} cannot be read (save the sheet as UTF-8)",
+        name=name,
+    )
 
 
 def _rows(text: str) -> Iterator[tuple[int, list[str] | csv.Error]]:

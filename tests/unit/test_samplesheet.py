@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqlane.samplesheet import DeclaredSample, SampleSheet, SampleSheetError, parse_sample_sheet
+from seqlane.samplesheet import DeclaredSample, SampleSheet, SampleSheetError, not_utf8, parse_sample_sheet
 
 # An IEM (Illumina Experiment Manager) sheet for bcl2fastq on a NovaSeq 6000: two samples on two lanes each.
 V1_SHEET = """\
@@ -284,8 +284,22 @@ def test_sample_sheet_error_formats_file_line_and_section():
         ("[Data]\nLane,Sample_ID\n0,A\n", 3, "Data", "Lane '0'"),
         ("[Data]\nLane,Sample_ID\none,A\n", 3, "Data", "Lane 'one'"),
         ("[Data]\nLane,Sample_ID\n,A\n", 3, "Data", "Lane ''"),
-        ("[Data]\nLane,Sample_ID\n1,A\n2,A\n1,B\n1,A\n", 6, "Data", "'A' on lane 1 is listed twice (first at line 3)"),
-        ("[Data]\nSample_ID,index\nA,ACGT\nA,TTTT\n", 4, "Data", "'A' is listed twice (first at line 3)"),
+        (
+            "[Data]\nLane,Sample_ID\n1,A\n2,A\n1,B\n1,A\n",
+            6,
+            "Data",
+            "'A' on lane 1 is listed twice with the same index pair (first at line 3)",
+        ),
+        ("[Data]\nSample_ID,index\nA,ACGT\nA,ACGT\n", 4, "Data", "'A' is listed twice with the same index pair"),
+        ("[Data]\nLane,Sample_ID\n3+9,A\n", 3, "Data", "Lane '3+9' is not a lane number 1-8 (merged lanes"),
+        ("[Data]\nSample_ID,Sample_Name\nA,my sample\n", 3, "Data", "Sample_Name 'my sample' has characters"),
+        (
+            "[Data]\nSample_ID,Sample_Name,index\nA,N1,AC\nA,N2,GT\n",
+            4,
+            "Data",
+            "Sample_Name 'N2' but 'N1' at line 3",
+        ),
+        ("[Data]\nSAMPLE_ID,sample_id\nA,A\n", 2, "Data", "column 'sample_id' appears as 'SAMPLE_ID', 'sample_id'"),
         ("[BCLConvert_Data]\nLane,Sample_ID,Index\n1,,ACGT\n", 3, "BCLConvert_Data", "empty Sample_ID"),
         ("[BCLConvert_Data]\nSample_ID,Index\nNA 12878,ACGT\n", 3, "BCLConvert_Data", "Sample_ID 'NA 12878'"),
         ("[BCLConvert_Data]\nSample_ID,Index\nA/B,ACGT\n", 3, "BCLConvert_Data", "Sample_ID 'A/B'"),
@@ -407,3 +421,64 @@ def test_parse_sample_sheet_accepts_or_refuses_but_never_crashes(lines, crlf):
     else:
         # Or an acceptance declares at least one valid sample
         assert sheet.samples and sheet.version in (1, 2)
+
+
+def test_parse_sample_sheet_one_sample_on_several_index_pairs():
+    # Given a 10x-style v1 sheet: one Sample_ID on four rows with four index sets, and a second sample
+    text = "[Data]\nSample_ID,index,index2\nA,CTGACGCG,\nA,GGTCGTAC,\nA,TCCTTCTT,\nA,AAAGAAGA,\nB,TATGAGCT,\n"
+    # When parsed
+    sheet = parse_sample_sheet(text)
+    # Then each Sample_ID is one sample, in order of first appearance
+    assert [s.sample_id for s in sheet.samples] == ["A", "B"]
+
+
+def test_parse_sample_sheet_v2_several_index_pairs_per_lane_are_one_sample():
+    # Given a NovaSeq X v2 sheet with two index pairs of one sample on lane 1
+    text = (
+        "[Header]\nFileFormatVersion,2\n[BCLConvert_Data]\nLane,Sample_ID,Index,Index2\n1,A,AAAA,CCCC\n1,A,GGGG,TTTT\n"
+    )
+    # When parsed / Then it is one sample on lane 1
+    assert [(s.sample_id, s.lanes) for s in parse_sample_sheet(text).samples] == [("A", frozenset({1}))]
+
+
+def test_parse_sample_sheet_merged_lane_value_lists_both_lanes():
+    # Given npg's multilane sheet shape: a Lane of 3+4
+    text = "[Data]\nLane,Sample_ID\n1,A\n3+4,B\n"
+    # When parsed / Then B is on lanes 3 and 4
+    assert {s.sample_id: s.lanes for s in parse_sample_sheet(text).samples} == {"A": {1}, "B": {3, 4}}
+
+
+def test_parse_sample_sheet_v1_files_are_named_after_sample_name_when_set():
+    # Given a v1 sheet where A has a Sample_Name, B has none, and C and D share one Sample_Name
+    text = "[Data]\nSample_ID,Sample_Name\nA,alpha\nB,\nC,shared\nD,shared\n"
+    # When parsed
+    names = {s.sample_id: s.file_name for s in parse_sample_sheet(text).samples}
+    # Then bcl2fastq's FASTQ names start with the Sample_Name when set, else the Sample_ID
+    assert names == {"A": "alpha", "B": "B", "C": "shared", "D": "shared"}
+
+
+def test_parse_sample_sheet_v2_files_are_named_after_sample_id():
+    # Given a v2 sheet with a Sample_Name column (BCL Convert ignores it)
+    text = "[Header]\nFileFormatVersion,2\n[BCLConvert_Data]\nSample_ID,Sample_Name\nA,alpha\n"
+    # When parsed / Then its FASTQs are named after the Sample_ID
+    assert parse_sample_sheet(text).samples[0].file_name == "A"
+
+
+def test_parse_sample_sheet_column_repeated_in_another_case_uses_documented_spelling():
+    # Given npg's header: Sample_Name (bcl2fastq's) and sample_name (a LIMS column), and Index/index twice
+    text = "[Data]\nLane,Sample_ID,Sample_Name,sample_name,Description,description\n1,7583411,LIA_1,library_1,x,y\n"
+    # When parsed / Then Sample_Name is read, and the unread repeated column is no error
+    assert parse_sample_sheet(text).samples[0].file_name == "LIA_1"
+
+
+def test_not_utf8_names_the_file_and_byte_offset():
+    # Given a Latin-1 sheet
+    data = "[Data]\nSample_ID\nJos\u00e9\n".encode("latin-1")
+    # When decoding fails
+    with pytest.raises(UnicodeDecodeError) as caught:
+        data.decode()
+    error = not_utf8(caught.value, "RUN/SampleSheet.csv")
+    # Then the rejection names the file, the byte and its offset
+    assert str(error) == (
+        "RUN/SampleSheet.csv: not UTF-8 text: byte 0xe9 at byte offset 20 cannot be read (save the sheet as UTF-8)"
+    )
