@@ -1,8 +1,9 @@
 """Ingest handler: S3 "Object Created" events queued on SQS -> seqlane.ingest.IngestService, one upload at a time.
 
 A message that fails for a transient reason is reported back to SQS alone (partial batch response), retried, then
-dead-lettered. A message that can never succeed (not an S3 upload, another region's bucket) is logged with the
-reason and not retried.
+dead-lettered. A message that can never succeed is rejected once: logged with its reason, counted in the
+MessageRejected metric, and not retried. That is a body that is not JSON or not a complete S3 upload event, an
+upload from another region's bucket, or a key the catalog cannot hold.
 """
 
 import json
@@ -22,27 +23,34 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     from seqlane.adapters.factory import ingest_service
+    from seqlane.ingest import UnusableUpload, WrongRegion
     from seqlane.settings import IngestSettings
+    from seqlane.uploads import UnsupportedEvent, uploads_from_message
 
     service = ingest_service(IngestSettings.from_env())
 
-    def handle_record(record: SQSRecord) -> None:
-        from seqlane.ingest import WrongRegion
-        from seqlane.uploads import UnsupportedEvent, uploads_from_message
+    def reject(record: SQSRecord, reason: str) -> None:
+        logger.error(
+            "message rejected, not retried", reason=reason, message_id=record.message_id, body=record.body[:500]
+        )
+        metrics.add_metric(name="MessageRejected", unit=MetricUnit.Count, value=1)
 
+    def handle_record(record: SQSRecord) -> None:
         try:
             uploads = uploads_from_message(json.loads(record.body))
-            for upload in uploads:
+        except json.JSONDecodeError as error:
+            return reject(record, f"message body is not JSON ({error})")
+        except UnsupportedEvent as error:
+            return reject(record, str(error))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:  # a field missing or of the wrong type
+            return reject(record, f"not a complete S3 upload event ({type(error).__name__}: {error})")
+        for upload in uploads:
+            try:
                 outcome = service.handle(upload)
-                metrics.add_metric(name=f"Upload{outcome.disposition.title()}", unit=MetricUnit.Count, value=1)
-        except (json.JSONDecodeError, UnsupportedEvent, WrongRegion) as error:
-            reason = f"message body is not JSON ({error})" if isinstance(error, json.JSONDecodeError) else str(error)
-            logger.error(
-                "message rejected, not retried",
-                reason=reason,
-                message_id=record.message_id,
-                body=record.body[:500],
-            )
-            metrics.add_metric(name="MessageRejected", unit=MetricUnit.Count, value=1)
+            except (WrongRegion, UnusableUpload) as error:
+                reject(record, str(error))
+                continue
+            metrics.add_metric(name=f"Upload{outcome.disposition.title()}", unit=MetricUnit.Count, value=1)
+        return None
 
     return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)

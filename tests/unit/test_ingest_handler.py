@@ -124,6 +124,28 @@ def test_handler_rejects_bad_records_without_retry_and_records_good_ones(handler
     assert sample_slots() == {"fastq#L001#R1", "fastq#L001#R2"}
 
 
+def test_handler_rejects_poison_messages_once(handler, caplog):
+    # Given S3 events that can never be handled: fields missing, a key too long for the catalog, another region
+    incomplete_eventbridge = json.loads(EVENTBRIDGE)
+    del incomplete_eventbridge["detail"]["object"]
+    incomplete_notification = json.loads(NOTIFICATION)
+    del incomplete_notification["Records"][0]["s3"]
+    too_long = json.loads(EVENTBRIDGE)
+    too_long["detail"]["object"]["key"] = f"{RUN}/" + "x" * 1100 + ".fastq.gz"
+    elsewhere = json.loads(EVENTBRIDGE)
+    elsewhere["region"] = "us-east-1"
+    bodies = [incomplete_eventbridge, incomplete_notification, too_long, elsewhere, [1, 2]]
+    records = [sqs_record(json.dumps(body)) for body in bodies]
+
+    # When handled, Then none is retried, and each is logged once with its own reason
+    assert handler({"Records": records}, FakeLambdaContext()) == {"batchItemFailures": []}
+    reasons = [r.reason for r in caplog.records if r.getMessage() == "message rejected, not retried"]
+    assert len(reasons) == len(bodies)
+    assert "not a complete S3 upload event" in reasons[0] and "not a complete S3 upload event" in reasons[1]
+    assert "bytes of UTF-8" in reasons[2]
+    assert "us-east-1" in reasons[3]
+
+
 def test_handler_reports_transient_failure_for_retry(handler, monkeypatch):
     # Given a catalog table that does not exist, and a batch of an upload and an S3 test event
     monkeypatch.setenv("CATALOG_TABLE", "missing-table")
