@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,14 @@ import pytest
 
 from seqlane.demo.dataset import generate
 from seqlane.manifest import FastqFile, Manifest, Route
-from seqlane.runner.cpu import BadInput, CpuEngine, MappingCounts, find_reference_fasta, mapping_metrics_rows
+from seqlane.runner.cpu import (
+    BadInput,
+    CpuEngine,
+    MappingCounts,
+    find_reference_fasta,
+    mapping_metrics_rows,
+    read_name,
+)
 from seqlane.runner.dragen import EngineError, JobPaths
 
 SAMPLE = "NA12878-demo"
@@ -183,3 +191,52 @@ def test_mapping_metrics_rows_percentages():
     assert rows["Mapped reads"] == ["190", "95.00"]
     assert rows["Number of duplicate marked reads"] == ["10", "5.00"]
     assert rows["Number of unique & mapped reads (excl. duplicate marked reads)"] == ["180", "90.00"]
+
+
+def _mates(tmp_path: Path, demo, edit) -> tuple[Path, Path]:
+    """The demo's R1 as it is and its R2 with `edit` applied to the decompressed text."""
+    read2 = tmp_path / f"{SAMPLE}_S1_L001_R2_001.fastq.gz"
+    read2.write_bytes(gzip.compress(edit(gzip.decompress(demo.fastq(SAMPLE, 1, 2).read_bytes()))))
+    return demo.fastq(SAMPLE, 1, 1), read2
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        pytest.param(
+            lambda text: b"".join(text.splitlines(keepends=True)[:-4]), "ends after", id="R2_one_record_short"
+        ),
+        pytest.param(lambda text: text.replace(b"@", b"@other_", 1), "mate names differ", id="first_mate_names_differ"),
+        pytest.param(lambda text: text[: len(text) // 2], "ends inside a record", id="R2_cut_mid_record"),
+    ],
+)
+def test_cpu_engine_pairs_mates_strictly_and_fails_loudly(demo, tmp_path, edit, message):
+    # Given an R2 that does not pair with its R1 record for record
+    read1, read2 = _mates(tmp_path, demo, edit)
+
+    # When the CPU engine runs on them
+    proc = _run(_job(tmp_path, demo.reference_fasta.parent, read1, read2))
+
+    # Then it fails with one line naming a file and what is wrong, never a quiet partial result
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert message in proc.stderr
+    assert str(read2) in proc.stderr or str(read1) in proc.stderr
+
+
+def test_cpu_engine_corrupt_gzip_fails_naming_the_file(demo, tmp_path):
+    # Given an R2 whose gzip stream is cut short
+    read2 = tmp_path / "cut_R2.fastq.gz"
+    read2.write_bytes(demo.fastq(SAMPLE, 1, 2).read_bytes()[:-100])
+
+    # When the CPU engine runs on it, Then it fails in one line naming the file
+    proc = _run(_job(tmp_path, demo.reference_fasta.parent, demo.fastq(SAMPLE, 1, 1), read2))
+    assert proc.returncode == 2
+    assert proc.stderr == f"cpu engine: {read2}: truncated gzip stream" + proc.stderr.split("truncated gzip stream")[1]
+    assert proc.stderr.count("\n") == 1
+
+
+def test_read_name_ignores_mate_suffix_and_comment():
+    # Illumina mates share the name before the comment, older ones differ only by /1 and /2
+    assert read_name("A00123:8:H5:1:1101:1000:2000 1:N:0:ACGT") == read_name("A00123:8:H5:1:1101:1000:2000 2:N:0:ACGT")
+    assert read_name("frag7/1") == read_name("frag7/2") == "frag7"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
+import itertools
 import json
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -365,3 +368,324 @@ def test_run_command_forwards_sigterm_to_engine():
     # Then the signal reached the engine, which stopped at once, reported as 128 + SIGTERM
     assert exit_code == 128 + signal.SIGTERM
     assert (finished - started).total_seconds() < 10
+
+
+# ---- reads accounted for: every input verified while it is staged, and reconciled with the engine's count
+
+R1_L1, R2_L1 = list(FASTQS)[:2]
+
+
+def _bodies(**replace: bytes) -> dict[str, bytes]:
+    """The sample's gzipped FASTQs, with some replaced (by "r1_l1" / "r2_l1")."""
+    bodies = {key: _gz(text) for key, (_, _, text) in FASTQS.items()}
+    for name, body in replace.items():
+        bodies[{"r1_l1": R1_L1, "r2_l1": R2_L1}[name]] = body
+    return bodies
+
+
+def _reads(count: int, mate: int) -> bytes:
+    return b"".join(f"@r{i}/{mate}\nACGT\n+\nIIII\n".encode() for i in range(count))
+
+
+def _bad_crc(gz: bytes) -> bytes:
+    """The same gzip with one byte of its CRC-32 trailer flipped."""
+    return gz[:-8] + bytes([gz[-8] ^ 0xFF]) + gz[-7:]
+
+
+def _fails(runner_s3, manifest, scratch, capsys, code: int, *, job_id="local", attempt=1) -> tuple[str, dict]:
+    """Run; assert the exit code and one line on stderr; return that line (without the prefix) and the result."""
+    assert _run(manifest.manifest_uri, scratch) == code
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1, error
+    assert error.startswith("seqlane-runner: error: ")
+    assert "Traceback" not in error
+    line = error.removeprefix("seqlane-runner: error: ").rstrip("\n")
+    result = _result(runner_s3, manifest, job_id, attempt)
+    assert (result["status"], result["error"], result["runner_exit_code"]) == ("FAILED", line, code)
+    return line, result
+
+
+def test_runner_truncated_mate_file_exits_5_naming_counts_and_files(runner_s3, runner_dragen, tmp_path, capsys):
+    # Given lane 1's R2 holds fewer reads than its R1 (a mate file cut at a record boundary)
+    manifest = _put_sample(runner_s3, bodies=_bodies(r1_l1=_gz(_reads(900, 1)), r2_l1=_gz(_reads(676, 2))))
+
+    # When the runner runs it
+    line, result = _fails(runner_s3, manifest, tmp_path / "scratch", capsys, job.EXIT_INPUT_INVALID)
+
+    # Then one line names the sample, the lane, both counts and both files, and the engine never ran
+    assert line == (f"{SAMPLE} L001: R1 has 900 reads, R2 has 676 (s3://ingest/{R1_L1}, s3://ingest/{R2_L1})")
+    assert result["exit_code"] is None
+    assert {i["key"]: i["reads"] for i in result["inputs"]}[R2_L1] == 676
+
+
+def test_check_mates_names_the_segment_of_split_fastqs():
+    # Given a sample whose lane 1 is split in two segments, the second one's R2 short
+    files = [FastqFile(key=f"s_L001_R{r}_00{g}.fastq.gz", lane=1, read=r, size=1, etag="e", segment=g)
+             for g in (1, 2) for r in (1, 2)]  # fmt: skip
+    manifest = Manifest("RUN", "HG002", "ingest", "results", Route("germline-wgs", "4.3.6", "s3://r/x", REGION),
+                        tuple(files))  # fmt: skip
+    reads = {f.key: 10 for f in files} | {"s_L001_R2_002.fastq.gz": 9}
+
+    # Then the error names the segment
+    with pytest.raises(job.RunnerError, match="HG002 L001 segment 002: R1 has 10 reads, R2 has 9"):
+        job.check_mates(manifest, reads)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(
+            _bad_crc(_gz(_reads(3, 1))),
+            "corrupt gzip stream",
+            id="bad_gzip_crc",
+        ),
+        pytest.param(_gz(_reads(30, 1))[:-12], "truncated gzip stream", id="truncated_gzip"),
+        pytest.param(b"", "empty file (0 bytes)", id="zero_byte_lane"),
+        pytest.param(_gz(b"Sample,Lane\nNA12878,1\n"), "header does not start with '@'", id="gzipped_text_not_fastq"),
+        pytest.param(
+            _gz(b"@r0/1\nACGT\n+\nIII\n"),
+            "quality has 3 characters but the sequence has 4",
+            id="quality_length_mismatch",
+        ),
+        pytest.param(_gz(b""), "holds no reads", id="gzip_with_zero_reads"),
+    ],
+)
+def test_runner_invalid_input_exits_5_naming_the_file(runner_s3, runner_dragen, tmp_path, capsys, body, reason):
+    # Given lane 1's R1 is not a whole, valid FASTQ
+    manifest = _put_sample(runner_s3, bodies=_bodies(r1_l1=body))
+
+    # When the runner runs it
+    line, result = _fails(runner_s3, manifest, tmp_path / "scratch", capsys, job.EXIT_INPUT_INVALID)
+
+    # Then one line names the file and what is wrong, the engine did not run and nothing else was written
+    assert f"s3://ingest/{R1_L1}" in line
+    assert reason in line
+    assert result["exit_code"] is None
+    assert result["outputs"] == []
+    assert _keys(runner_s3, "results", "results/") == [manifest.result_uri("local", 1).removeprefix("s3://results/")]
+
+
+def test_runner_file_replaced_after_manifest_same_size_exits_4(runner_s3, runner_dragen, tmp_path, capsys):
+    # Given lane 1's R1 replaced after the manifest by other reads of exactly the same size
+    manifest = _put_sample(runner_s3)
+    original = _gz(FASTQS[R1_L1][2])
+    candidates = (_gz(f"@r1/1\n{''.join(bases)}\n+\nIIII\n".encode()) for bases in itertools.product("ACGT", repeat=4))
+    replacement = next(c for c in candidates if len(c) == len(original) and c != original)
+    runner_s3.put_object(Bucket="ingest", Key=R1_L1, Body=replacement)
+
+    # When the runner runs it
+    line, _ = _fails(runner_s3, manifest, tmp_path / "scratch", capsys, job.EXIT_INPUT_CHANGED)
+
+    # Then it is refused by its ETag, naming the file
+    assert f"s3://ingest/{R1_L1} changed since the manifest was written" in line
+    assert "ETag" in line
+
+
+def test_runner_ora_inputs_checked_by_etag_only(runner_s3, runner_dragen, tmp_path, monkeypatch):
+    # Given a sample delivered as ORA (which only DRAGEN decodes), and DRAGEN reporting 1234 input reads
+    bodies = {key.replace(".fastq.gz", ".fastq.ora"): b"ORA\x00" + text for key, (_, _, text) in FASTQS.items()}
+    manifest = _put_sample(runner_s3, bodies=bodies)
+    monkeypatch.setenv("FAKE_DRAGEN_TOTAL_READS", "1234")
+
+    # When the runner runs it
+    assert _run(manifest.manifest_uri, tmp_path / "scratch") == 0
+
+    # Then the inputs were staged by ETag without counting, and the engine's count is recorded as such
+    result = _result(runner_s3, manifest)
+    assert result["status"] == "SUCCEEDED"
+    assert [i["reads"] for i in result["inputs"]] == [None] * 4
+    assert result["reconciliation"] == {
+        "staged_reads": None,
+        "engine_reads": 1234,
+        "ok": True,
+        "detail": "engine count only: engine reports 1234 reads",
+    }
+
+
+def test_runner_ora_replaced_after_manifest_exits_4(runner_s3, runner_dragen, tmp_path, capsys):
+    # Given an ORA input replaced after the manifest
+    bodies = {key.replace(".fastq.gz", ".fastq.ora"): b"ORA\x00" + text for key, (_, _, text) in FASTQS.items()}
+    manifest = _put_sample(runner_s3, bodies=bodies)
+    key = next(iter(bodies))
+    runner_s3.put_object(Bucket="ingest", Key=key, Body=b"ORA\x01" + FASTQS[R1_L1][2])
+
+    # Then its ETag refuses it
+    line, _ = _fails(runner_s3, manifest, tmp_path / "scratch", capsys, job.EXIT_INPUT_CHANGED)
+    assert key in line
+
+
+@pytest.mark.parametrize(
+    ("reported", "detail"),
+    [
+        ("3", "staged 4 reads, engine reports 3"),
+        ("NA", "staged 4 reads, engine metrics report no Total input reads"),
+        ("1,2,3,4", "staged 4 reads, engine metrics unreadable"),
+    ],
+)
+def test_runner_engine_count_not_reconciling_exits_9(
+    runner_s3, runner_dragen, tmp_path, capsys, monkeypatch, reported, detail
+):
+    # Given DRAGEN succeeds but reports another Total input reads than was staged (or none, or unreadable metrics)
+    manifest = _put_sample(runner_s3)
+    monkeypatch.setenv("FAKE_DRAGEN_TOTAL_READS", reported)
+
+    # When the runner runs it
+    line, result = _fails(runner_s3, manifest, tmp_path / "scratch", capsys, job.EXIT_NOT_RECONCILED)
+
+    # Then the analysis fails with both counts, its outputs still uploaded for diagnosis
+    assert line.startswith(f"engine read count does not reconcile: {detail}")
+    assert result["exit_code"] == 0
+    assert result["reconciliation"]["ok"] is False
+    assert result["reconciliation"]["staged_reads"] == 4
+    assert [o["path"] for o in result["outputs"]] == EXPECTED_OUTPUTS
+
+
+def test_runner_disk_full_while_staging_exits_7(runner_s3, runner_dragen, tmp_path, capsys, monkeypatch):
+    # Given a scratch disk that fills up on the first write
+    manifest = _put_sample(runner_s3)
+
+    class FullDisk:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(job, "staging_file", lambda path: FullDisk())
+
+    # When the runner runs it
+    line, result = _fails(runner_s3, manifest, tmp_path / "scratch", capsys, job.EXIT_DISK_FULL)
+
+    # Then it is its own failure (not the engine's), naming the file being staged
+    assert line.startswith("disk full while staging s3://ingest/")
+    assert "No space left on device" in line
+    assert result["exit_code"] is None
+
+
+def test_runner_unwritable_scratch_exits_6(runner_s3, runner_dragen, tmp_path, capsys):
+    # Given a scratch path that cannot be a directory (a file stands where it would be)
+    manifest = _put_sample(runner_s3)
+    (tmp_path / "occupied").write_text("not a directory")
+
+    # When the runner runs it
+    line, _ = _fails(runner_s3, manifest, tmp_path / "occupied" / "scratch", capsys, job.EXIT_SCRATCH_UNWRITABLE)
+
+    # Then one line says scratch is not writable, naming it
+    assert line.startswith(f"scratch {tmp_path / 'occupied' / 'scratch'}")
+    assert "not writable" in line
+
+
+def test_runner_s3_unreachable_exits_8(runner_s3, runner_dragen, tmp_path, capsys, monkeypatch):
+    # Given a local manifest and reference, and an S3 endpoint that refuses connections
+    reference = tmp_path / "hg38"
+    reference.mkdir()
+    (reference / "hash_table.cfg").write_text("reference_name = hg38\n")
+    manifest = _put_sample(runner_s3, reference_uri=str(reference))
+    manifest_file = tmp_path / "manifest.json"
+    manifest_file.write_text(manifest.to_json())
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+
+    # When the runner runs it
+    exit_code = _run(str(manifest_file), tmp_path / "scratch")
+
+    # Then it fails with its own code and one line naming S3 and the object
+    assert exit_code == job.EXIT_S3_UNREACHABLE
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert error.startswith("seqlane-runner: error: S3 unreachable for s3://ingest/")
+
+
+def test_runner_output_already_written_exits_10_and_overwrites_nothing(runner_s3, runner_dragen, tmp_path, capsys):
+    # Given another attempt already wrote the BAM at this attempt's prefix
+    manifest = _put_sample(runner_s3)
+    bam_key = manifest.attempt_uri("local", 1).removeprefix("s3://results/") + f"{SAMPLE}.bam"
+    runner_s3.put_object(Bucket="results", Key=bam_key, Body=b"the other attempt's BAM")
+
+    # When the runner runs it
+    line, _ = _fails(runner_s3, manifest, tmp_path / "scratch", capsys, job.EXIT_OUTPUT_EXISTS)
+
+    # Then it refuses to overwrite it
+    assert line == f"s3://results/{bam_key} already exists: written by another attempt, not overwritten"
+    assert runner_s3.get_object(Bucket="results", Key=bam_key)["Body"].read() == b"the other attempt's BAM"
+
+
+def test_runner_result_file_already_written_exits_10(runner_s3, runner_dragen, tmp_path, capsys):
+    # Given this job attempt's result file already exists (the same attempt run twice)
+    manifest = _put_sample(runner_s3)
+    key = manifest.result_uri("local", 1).removeprefix("s3://results/")
+    runner_s3.put_object(Bucket="results", Key=key, Body=b'{"status": "SUCCEEDED"}')
+
+    # When the runner runs it
+    exit_code = _run(manifest.manifest_uri, tmp_path / "scratch")
+
+    # Then it fails with one line and the existing result file is untouched
+    assert exit_code == job.EXIT_OUTPUT_EXISTS
+    error = capsys.readouterr().err
+    assert error == f"seqlane-runner: error: s3://results/{key} already exists: written by another attempt, " \
+        "not overwritten\n"  # fmt: skip
+    assert runner_s3.get_object(Bucket="results", Key=key)["Body"].read() == b'{"status": "SUCCEEDED"}'
+
+
+def test_runner_unexpected_exception_is_one_line_exit_70(runner_s3, runner_dragen, tmp_path, capsys, monkeypatch):
+    # Given a bug that raises inside the job
+    manifest = _put_sample(runner_s3)
+
+    def broken(*_args):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(job, "check_mates", broken)
+
+    # When the runner runs it
+    line, _ = _fails(runner_s3, manifest, tmp_path / "scratch", capsys, job.EXIT_UNEXPECTED)
+
+    # Then it is one line with the type and message, not a traceback
+    assert line == "unexpected RuntimeError: boom second line"
+
+
+def test_runner_writes_under_batch_job_id_and_attempt(runner_s3, runner_dragen, tmp_path, monkeypatch):
+    # Given the job runs as AWS Batch's attempt 3 of job abc-123
+    manifest = _put_sample(runner_s3)
+    monkeypatch.setenv("AWS_BATCH_JOB_ID", "abc-123")
+    monkeypatch.setenv("AWS_BATCH_JOB_ATTEMPT", "3")
+
+    # When the runner runs it
+    assert _run(manifest.manifest_uri, tmp_path / "scratch") == 0
+
+    # Then everything is under that attempt's own prefix, and the result file says which attempt it is
+    prefix = f"results/{manifest.run_id}/{SAMPLE}/{manifest.version}/abc-123/3/"
+    assert all(key.startswith(prefix) for key in _keys(runner_s3, "results", "results/"))
+    result = _result(runner_s3, manifest, "abc-123", 3)
+    assert (result["job_id"], result["attempt"]) == ("abc-123", 3)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("AWS_BATCH_JOB_ATTEMPT", "0"), ("AWS_BATCH_JOB_ATTEMPT", "two"), ("AWS_BATCH_JOB_ID", "../x")],
+)
+def test_runner_invalid_batch_attempt_is_usage_error(runner_s3, tmp_path, capsys, monkeypatch, variable, value):
+    # Given an attempt or job id that cannot name an output folder
+    manifest = _put_sample(runner_s3)
+    monkeypatch.setenv(variable, value)
+
+    # When the runner runs it, Then it is a usage error in one line naming the variable
+    assert _run(manifest.manifest_uri, tmp_path / "scratch") == job.EXIT_USAGE
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert variable in error
+
+
+def test_runner_help_documents_every_exit_code(capsys):
+    # When the runner's help is printed, Then it lists every exit code of its own
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for code, meaning in job.EXIT_CODES.items():
+        assert f"{code} {meaning}" in text

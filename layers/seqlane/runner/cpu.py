@@ -9,7 +9,9 @@ and the outputs carry DRAGEN's names, so the runner and everything downstream wo
     <prefix>.time_metrics.csv                   RUN TIME rows, ending with Total runtime
 
 The reference is a FASTA in --ref-dir (genome.fa, else its only *.fa / *.fasta); only primary alignments are
-written (no secondary or supplementary records). Exit codes: 0 success, 2 bad input, 1 a tool failed.
+written (no secondary or supplementary records). Mates are paired strictly (same number of records, same names
+modulo /1 /2 and the comment) and every FASTQ is read through the runner's checks (`seqlane.runner.fastq`), so a
+bad stream fails the engine with one line naming the file. Exit codes: 0 success, 2 bad input, 1 a tool failed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from seqlane.manifest import Manifest
 from seqlane.runner.dragen import GERMLINE_WGS, EngineError, JobPaths, job_arguments
+from seqlane.runner.fastq import InvalidInput, read_records
 
 EXIT_TOOL_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -137,23 +140,37 @@ class Timer:
 
 
 def _pairs(group: ReadGroup) -> Iterator[tuple[str, str, str, str | None, str | None]]:
-    """(name, seq1, qual1, seq2, qual2) per read pair; read names must agree."""
-    import mappy
-
-    reads1 = mappy.fastx_read(str(group.read1), read_comment=False)
+    """(name, seq1, qual1, seq2, qual2) per read pair. Mates are paired strictly: both files hold the same number of
+    records and each pair's names agree (modulo /1 and /2 and the Illumina comment); a file that is not whole,
+    valid FASTQ raises InvalidInput (never a quiet early end)."""
+    reads1 = read_records(group.read1)
     if group.read2 is None:
-        for name, seq, qual in reads1:
-            yield _base_name(name), seq, qual, None, None
+        for header, seq, qual in reads1:
+            yield read_name(header), seq, qual, None, None
         return
-    reads2 = mappy.fastx_read(str(group.read2), read_comment=False)
-    for first, second in zip(reads1, reads2, strict=False):
-        name = _base_name(first[0])
-        if _base_name(second[0]) != name:
-            raise BadInput(f"read {first[0]} of {group.read1} is paired with {second[0]} of {group.read2}")
+    reads2 = read_records(group.read2)
+    count = 0
+    for first in reads1:
+        second = next(reads2, None)
+        if second is None:
+            raise BadInput(f"{group.read2} ends after {count} reads but its mate file {group.read1} has more")
+        name = read_name(first[0])
+        if read_name(second[0]) != name:
+            raise BadInput(
+                f"read {count + 1} of {group.read1} ({first[0].split()[0]}) is paired with "
+                f"{second[0].split()[0]} in {group.read2}: mate names differ"
+            )
+        count += 1
         yield name, first[1], first[2], second[1], second[2]
+    if next(reads2, None) is not None:
+        raise BadInput(f"{group.read1} ends after {count} reads but its mate file {group.read2} has more")
 
 
-def _base_name(name: str) -> str:
+def read_name(header: str) -> str:
+    """A read's name for pairing: the header's first word without a /1 or /2 suffix (Illumina's comment, after
+    the space, differs between mates)."""
+    words = header.split(maxsplit=1)
+    name = words[0] if words else ""
     return name[:-2] if name.endswith(("/1", "/2")) else name
 
 
@@ -425,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         run(args, ["seqlane.runner.cpu", *argv])
-    except BadInput as err:
+    except (BadInput, InvalidInput) as err:
         print(f"cpu engine: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (SamtoolsError, OSError, ValueError, RuntimeError) as err:  # a tool failed: one line, no traceback

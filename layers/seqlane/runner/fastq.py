@@ -15,7 +15,9 @@ so it costs about one pass over the decompressed bytes.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 try:  # ISA-L's inflate is 2-3x zlib's; the result is the same
     from isal import isal_zlib as _zlib
@@ -23,6 +25,7 @@ except ImportError:  # pragma: no cover - isal is a runner dependency, zlib the 
     _zlib = zlib
 
 _GZIP_WBITS = 31
+_GZIP_MAGIC = b"\x1f\x8b"
 _MAX_RECORD_BYTES = 4 * 1024 * 1024  # an Illumina record is a few hundred bytes; no newline for this long is not FASTQ
 _GZIP_SUFFIXES = (".gz", ".gzip")
 _ORA_SUFFIX = ".ora"
@@ -50,6 +53,7 @@ class GzipStream:
         self.members = 0
         self.compressed_bytes = 0
         self._inflate = None
+        self._magic = b""
 
     def feed(self, data: bytes) -> bytes:
         self.compressed_bytes += len(data)
@@ -58,6 +62,13 @@ class GzipStream:
             if self._inflate is None:
                 self._inflate = _zlib.decompressobj(_GZIP_WBITS)
                 self.members += 1
+                self._magic = b""
+            if len(self._magic) < 2:
+                self._magic += data[: 2 - len(self._magic)]
+                if self.members > 1 and not _GZIP_MAGIC.startswith(self._magic):
+                    raise InvalidInput(
+                        f"{self.name}: unexpected bytes after gzip member {self.members - 1} (not another member)"
+                    )
             try:
                 out.append(self._inflate.decompress(data))
             except (zlib.error, _zlib.error) as err:
@@ -92,8 +103,26 @@ class FastqRecords:
         self._carry = b""
 
     def feed(self, data: bytes) -> None:
+        self._take(data)
+
+    def records(self, data: bytes) -> Iterator[tuple[bytes, bytes, bytes]]:
+        """(header, sequence, quality) of each record completed by `data`, checked."""
+        lines = self._take(data)
+        return zip(lines[0::4], lines[1::4], lines[3::4], strict=True)
+
+    def finish(self) -> int:
+        self._tail()
+        return self._count()
+
+    def finish_records(self) -> Iterator[tuple[bytes, bytes, bytes]]:
+        """The last record when the file does not end with a newline; then the empty-file check."""
+        lines = self._tail()
+        self._count()
+        return zip(lines[0::4], lines[1::4], lines[3::4], strict=True)
+
+    def _take(self, data: bytes) -> list[bytes]:
         if not data:
-            return
+            return []
         buffer = self._carry + data if self._carry else data
         lines = buffer.split(b"\n")
         whole = (len(lines) - 1) // 4 * 4  # the last element has no newline yet: it belongs to the next chunk
@@ -104,18 +133,29 @@ class FastqRecords:
             raise InvalidInput(
                 f"{self.name}: not FASTQ: no complete 4-line record in {len(self._carry)} bytes after read {self.reads}"
             )
+        return lines[:whole]
 
-    def finish(self) -> int:
+    def _tail(self) -> list[bytes]:
         tail = self._carry
         self._carry = b""
-        if tail.strip(b"\r\n"):
-            lines = tail.rstrip(b"\r\n").split(b"\n")
-            if len(lines) != 4:
-                raise InvalidInput(
-                    f"{self.name}: ends inside a record: {len(lines)} of its 4 lines after read {self.reads} "
-                    "(truncated or not FASTQ)"
-                )
-            self._check(lines, 4)
+        if not tail.strip(b"\r\n"):
+            return []
+        lines = tail.rstrip(b"\r\n").split(b"\n")
+        if not lines[0].startswith(b"@"):
+            number = self.reads + 1
+            raise InvalidInput(
+                f"{self.name}: not FASTQ at read {number} (line {4 * number - 3}): header does not start with '@': "
+                f"{_show(lines[0])}"
+            )
+        if len(lines) != 4:
+            raise InvalidInput(
+                f"{self.name}: ends inside a record: {len(lines)} of its 4 lines after read {self.reads} "
+                "(truncated or not FASTQ)"
+            )
+        self._check(lines, 4)
+        return lines
+
+    def _count(self) -> int:
         if self.reads == 0:
             raise InvalidInput(f"{self.name}: holds no reads")
         return self.reads
@@ -190,3 +230,26 @@ class FastqCheck:
         if self._gzip is not None:
             self._gzip.finish()
         return self._records.finish() if self._records is not None else None
+
+
+def read_records(path: Path, chunk_size: int = 1024 * 1024) -> Iterator[tuple[str, str, str]]:
+    """(header without '@', sequence, quality) of each record of a .fastq or .fastq.gz file, with every check of
+    `FastqCheck`: a bad stream raises InvalidInput naming the file, it never just ends early."""
+    name = str(path)
+    kind = kind_of(name)
+    if kind == "ora":
+        raise InvalidInput(f"{name}: ORA-compressed FASTQ can only be read by DRAGEN")
+    inflate = GzipStream(name) if kind == "gzip" else None
+    records = FastqRecords(name)
+    size = 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(chunk_size):
+            size += len(chunk)
+            for header, sequence, quality in records.records(inflate.feed(chunk) if inflate else chunk):
+                yield header[1:].decode("latin-1"), sequence.decode("latin-1"), quality.decode("latin-1")
+    if size == 0:
+        raise InvalidInput(f"{name}: empty file (0 bytes)")
+    if inflate is not None:
+        inflate.finish()
+    for header, sequence, quality in records.finish_records():
+        yield header[1:].decode("latin-1"), sequence.decode("latin-1"), quality.decode("latin-1")
