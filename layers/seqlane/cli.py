@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -33,6 +36,41 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON summary i
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     Console(file=sys.stderr).print(f"seqlane: error: {message}", style="bold red", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: unwinds the command so every context (host, runners, scratch) is closed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # as a shell reports a process ended by the signal: 130 SIGINT, 143 SIGTERM
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Interrupted in the main thread, once: a second signal while stopping is ignored, so
+    the clean-up it started is not cut short."""
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def interrupt(signum: int, _frame) -> None:
+        for ignored in previous:
+            signal.signal(ignored, signal.SIG_IGN)
+        # Threads of the stopping stack (moto's Step Functions workers) log their lost connections: not the user's
+        # business, and not on the terminal once the log file is closed.
+        logging.disable(logging.CRITICAL)
+        raise Interrupted(signum)
+
+    for signum in previous:
+        signal.signal(signum, interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextmanager
@@ -142,16 +180,25 @@ def _run(
     except RunInputError as err:
         raise _fail(str(err)) from None
     log_path = workdir / "seqlane-local.log"
+    scratch = workdir / "scratch"
     started = time.monotonic()
     try:
         with (
+            _interruptible(),
             _ProgressView(console, enabled=not as_json) as view,
             _quiet(log_path),
-            target(use_background, region, host_scratch=workdir / "scratch") as client,
+            target(use_background, region, host_scratch=scratch) as client,
         ):
             summary = execute(client, request, on_progress=view.update)
     except (LocalStackUnavailable, StackNotFound, RunInputError, TimeoutError) as err:
         raise _fail(f"{err} (log: {log_path})", code=1) from None
+    except Interrupted as stop:
+        name = signal.Signals(stop.signum).name
+        if use_background:  # its jobs belong to the background stack, which goes on running them
+            raise _fail(f"interrupted by {name}: the background stack goes on with the run", stop.exit_code) from None
+        # The private host stopped its runners on the way out; what they left in scratch goes too.
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise _fail(f"interrupted by {name}: runners stopped, scratch removed", stop.exit_code) from None
     summary["log"] = str(log_path)
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
     _report(summary, as_json, console)

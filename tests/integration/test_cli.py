@@ -3,8 +3,12 @@ runner and CPU engine. Nothing is faked."""
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -163,3 +167,175 @@ def test_cli_plan_json_lists_declared_samples_and_exits_zero(cli_env, tmp_path):
     assert by_id["HG003-demo"]["missing"] == ["L002 R2"] and not by_id["HG003-demo"]["complete"]
     assert all(by_id[s]["complete"] for s in ("HG002-demo", "NA12878-demo"))
     assert planned["ignored"] == []
+
+
+# ---- local tooling that cannot hurt the machine
+def _processes() -> dict[int, tuple[int, list[str]]]:
+    """pid -> (parent pid, arguments), from /proc."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            arguments = Path(f"/proc/{entry}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        except OSError:
+            continue
+        table[int(entry)] = (int(stat.rpartition(")")[2].split()[1]), [a.decode(errors="replace") for a in arguments])
+    return table
+
+
+def _descendants_running(ancestor: int, marker: str) -> list[int]:
+    """Processes descended from `ancestor` with `marker` in their arguments (e.g. `seqlane.runner`)."""
+    table = _processes()
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            pid = table.get(pid, (0, []))[0]
+            if pid == ancestor:
+                return True
+        return False
+
+    return [pid for pid, (_, arguments) in table.items() if any(marker in a for a in arguments) and descends(pid)]
+
+
+def _processes_with_scratch_under(root: Path) -> list[int]:
+    """Every live process (a job runner or what it started) whose job scratch lies under `root`, whoever its
+    parent is now."""
+    found = []
+    for pid in _processes():
+        try:
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(item.startswith(f"SEQLANE_SCRATCH={root}".encode()) for item in environment):
+            found.append(pid)
+    return found
+
+
+def _host_processes_for(state: Path) -> list[int]:
+    return [
+        pid
+        for pid, (_, arguments) in _processes().items()
+        if "seqlane.local.host" in arguments and str(state) in arguments
+    ]
+
+
+@pytest.fixture
+def unrelated_process():
+    """A real process that has nothing to do with seqlane (`sleep 60`)."""
+    process = subprocess.Popen(["sleep", "60"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_cli_local_down_with_a_stale_pid_never_kills_that_process(cli_env, tmp_path, unrelated_process):
+    # Given a state file (as a host killed with -9 would leave) whose PID now belongs to an unrelated `sleep 60`
+    state = tmp_path / "state" / "local.json"
+    state.parent.mkdir(parents=True)
+    stale = {"endpoint": "http://127.0.0.1:1", "region": "eu-west-2", "pid": unrelated_process.pid}
+    state.write_text(json.dumps(stale))
+
+    # When the user runs `down`
+    down = seqlane(cli_env, "local", "down", timeout=60)
+
+    # Then it succeeds, reporting the stale state file it removed, and the unrelated process still runs
+    assert down.returncode == 0, down.stderr
+    assert "stale state file" in down.stdout and f"pid {unrelated_process.pid}" in down.stdout, down.stdout
+    assert not state.exists()
+    assert unrelated_process.poll() is None
+
+
+def test_cli_local_up_on_a_busy_port_fails_with_one_line_and_leaves_nothing(cli_env, tmp_path):
+    # Given a port on 127.0.0.1 something listens on
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+
+        # When the user starts a stack on it
+        up = seqlane(cli_env, "local", "up", "--port", port, timeout=60)
+
+    # Then it fails at once with one line naming the port, and leaves no process and no state file
+    assert up.returncode == 1
+    lines = up.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("seqlane: error:") and f"port {port}" in lines[0], up.stderr
+    state = tmp_path / "state" / "local.json"
+    assert not state.exists()
+    assert _host_processes_for(state) == []
+
+
+def test_cli_local_up_in_another_region_than_the_running_stack_refuses(cli_env, tmp_path):
+    # Given a background stack in eu-west-2
+    state = tmp_path / "state" / "local.json"
+    up = seqlane(cli_env, "local", "up", timeout=120)
+    assert up.returncode == 0, up.stderr
+    running = json.loads(state.read_text())
+    try:
+        # When the user asks for one in us-east-1, then again in eu-west-2
+        other = seqlane(cli_env, "local", "up", "--region", "us-east-1", timeout=60)
+        same = seqlane(cli_env, "local", "up", "--region", "eu-west-2", timeout=60)
+
+        # Then the first fails with one line naming both regions, the second says it already runs
+        assert other.returncode == 1
+        lines = other.stderr.strip().splitlines()
+        assert len(lines) == 1 and "eu-west-2" in lines[0] and "us-east-1" in lines[0], other.stderr
+        assert same.returncode == 0, same.stderr
+        assert "already running" in same.stdout
+        # And the running stack is untouched: same process, same state
+        assert json.loads(state.read_text()) == running
+        assert _host_processes_for(state) == [running["pid"]]
+    finally:
+        down = seqlane(cli_env, "local", "down", timeout=90)
+    assert down.returncode == 0, down.stderr
+    assert _host_processes_for(state) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_cli_local_run_interrupted_stops_its_runners_and_removes_scratch(cli_env, tmp_path, fake_dragen, signum):
+    # Given a run whose jobs take 5 minutes (a DRAGEN that sleeps), with the command's temporary files in our folder
+    dataset = generate(tmp_path / "data", seed=13, samples=("S1", "S2"), lanes=(1,), genome_length=4000)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    path = f"{fake_dragen.parent}{os.pathsep}{cli_env.get('PATH', '')}"  # `dragen` on PATH: the local executor's pick
+    env = {**cli_env, "TMPDIR": str(temporary), "PATH": path, "FAKE_DRAGEN_SECONDS": "300"}
+    command = ["local", "run", str(dataset.run_dir), "--reference", str(dataset.reference_fasta), "--json"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seqlane.cli", *command],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # When DRAGEN runs under a job runner, the command gets the signal
+        deadline = time.monotonic() + 240
+        engines: list[int] = []
+        while not engines and process.poll() is None and time.monotonic() < deadline:
+            engines = _descendants_running(process.pid, "dragen.py")
+            time.sleep(0.05)
+        assert engines, f"no DRAGEN seen (exit {process.poll()}): {process.communicate() if process.poll() else ''}"
+        runners = _descendants_running(process.pid, "seqlane.runner")
+        signalled = time.monotonic()
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=90)
+        stopped_after = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    # Then it exits 128 + the signal number with one line, long before the jobs would have ended, with no summary
+    assert process.returncode == 128 + signum, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and f"interrupted by {signal.Signals(signum).name}" in lines[0], stderr
+    assert stdout == ""
+    assert stopped_after < 60
+    # And no runner or engine it started is left, not even reparented, and its scratch folder is gone
+    assert runners
+    assert [pid for pid in runners + engines if Path(f"/proc/{pid}").exists()] == []
+    assert _processes_with_scratch_under(temporary) == []
+    assert list(temporary.iterdir()) == []
