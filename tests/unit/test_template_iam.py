@@ -245,7 +245,7 @@ def test_iam_results_bucket_writes_only_under_write_once_prefixes(stack):
         role: statement["Resource"]
         for role, statement in all_role_statements(stack)
         if statement["Effect"] == "Allow"
-        and any(a.startswith(("s3:Put", "s3:Delete")) for a in as_list(statement["Action"]))
+        and any(a.startswith(("s3:Put", "s3:Delete", "s3:Abort")) for a in as_list(statement["Action"]))
     }
     # Then the ingest function writes manifests, the job results, and nothing else writes or deletes objects
     assert writes == {
