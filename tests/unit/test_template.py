@@ -180,17 +180,20 @@ def test_unsuccessful_analyses_alarm_counts_failed_timed_out_and_aborted_executi
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
 
 
-def test_rejected_messages_alarm_reads_the_ingest_handlers_powertools_metric():
+def test_rejected_messages_alarm_reads_the_handlers_powertools_metric():
     # Powertools publishes to POWERTOOLS_METRICS_NAMESPACE with the dimension service = POWERTOOLS_SERVICE_NAME
     variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
-    assert not {"POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME"} & set(
-        RESOURCES["IngestFunction"]["Properties"]["Environment"]["Variables"]
-    )
-    alarm = RESOURCES["IngestRejectedMessagesAlarm"]["Properties"]
+    alarm = RESOURCES["RejectedMessagesAlarm"]["Properties"]
     assert alarm["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]
     assert alarm["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
     assert alarm["MetricName"] == "MessageRejected"
-    assert 'name="MessageRejected"' in (ROOT / "functions" / "ingest" / "app.py").read_text()
+    for name, function in resources_of("AWS::Serverless::Function").items():
+        # Then every function publishes it under those names, none with its own
+        assert not {"POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME"} & set(
+            function["Properties"]["Environment"]["Variables"]
+        ), name
+        handler = ROOT / function["Properties"]["CodeUri"] / "app.py"
+        assert 'name="MessageRejected"' in handler.read_text(), name
 
 
 def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use_and_takes_tls_only():
