@@ -2,21 +2,39 @@
 
 - EventBridge form (S3 -> EventBridge -> SQS): detail-type "Object Created".
 - Classic S3 notification form (S3 -> SQS or S3 -> Lambda): {"Records": [{"eventSource": "aws:s3", ...}]}.
-Keys are URL-encoded in both forms ("+" for space) and are decoded here.
+
+S3 writes the object key URL-encoded in both forms, as a form value (application/x-www-form-urlencoded: "+" for a
+space, "%2B" for "+", "%40" for "@", UTF-8 bytes of "é" as "%C3%A9"; "/" is left alone). Each key is decoded here
+exactly once, from the raw event (not through a Powertools property, whose decoding differs between the two forms),
+so a key that itself holds "%20" or "+" comes out as it was uploaded. `event_key` is the inverse, for events this
+project builds itself (the local stack's S3 emulation and redeliveries).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 
 _SEQUENCER_WIDTH = 32  # sequencers order events per key once left-padded to equal width
 
 
+def event_key(key: str) -> str:
+    """An object key as S3 writes it into an event (either form)."""
+    return quote_plus(key, safe="/")
+
+
 class UnsupportedEvent(ValueError):
     """Not an S3 object-created event; the message says what it was."""
+
+
+def decoded_key(encoded: str) -> str:
+    """The object key of an event's (URL-encoded) key field; S3 keys are UTF-8, so anything else is refused."""
+    try:
+        return unquote_plus(encoded, errors="strict")
+    except UnicodeDecodeError as err:
+        raise UnsupportedEvent(f"object key {encoded[:200]!r} is not URL-encoded UTF-8 ({err.reason})") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +71,7 @@ def _from_eventbridge(message: dict) -> UploadedObject:
     obj = event.detail.object
     return UploadedObject(
         bucket=event.detail.bucket.name,
-        key=obj.key,  # Powertools decodes the EventBridge key
+        key=decoded_key(obj["key"]),
         size=int(obj.size),
         etag=(obj.etag or obj.get("eTag") or "").strip('"'),  # AWS writes "etag"; moto's emulation "eTag"
         sequencer=obj.sequencer,
@@ -68,7 +86,7 @@ def _from_notification_record(record) -> UploadedObject:
     obj = record.s3.get_object
     return UploadedObject(
         bucket=record.s3.bucket.name,
-        key=unquote_plus(obj.key),  # the classic form is not decoded by Powertools
+        key=decoded_key(obj["key"]),
         size=int(obj.size or 0),
         etag=obj.etag.strip('"'),
         sequencer=obj.get("sequencer") or "0",

@@ -136,13 +136,16 @@ class LocalClient:
         return uploads
 
     def redeliver_upload_event(self, key: str) -> None:
-        """The "Object Created" event of an existing object once more, through the default bus and its rules."""
+        """The "Object Created" event of an existing object once more, through the default bus and its rules, as
+        S3 writes it (the key URL-encoded)."""
+        from seqlane.uploads import event_key
+
         head = self.s3.head_object(Bucket=self.ingest_bucket, Key=key)
         detail = {
             "version": "0",
             "bucket": {"name": self.ingest_bucket},
             "object": {
-                "key": key,
+                "key": event_key(key),
                 "size": head["ContentLength"],
                 "etag": head["ETag"].strip('"'),
                 "version-id": head.get("VersionId"),

@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from seqlane.local import moto_asl
+from seqlane.local import execution_events, moto_asl
 from seqlane.local.batch import LocalBatchExecutor
 from seqlane.local.delivery import QueuePump, patched_environ
 from seqlane.local.stack import LocalStack, deploy
@@ -213,6 +213,8 @@ class LocalHost:
             self._moto_api("config", MOTO_CONFIG)
             self._moto_api("state-manager/set-transition", _JOB_TRANSITION)
             moto_asl.install()
+            moto_s3_events.install()
+            execution_events.install()  # Step Functions' status change events, which moto does not emit
             self._executor = LocalBatchExecutor(self.jobs_dir, self.job_environment, self.workers)
             self._executor.install()
             self.stack = deploy(self.template_path, self.region)
@@ -236,6 +238,7 @@ class LocalHost:
             self._server.stop()
             self._server = None
             self._restore_moto_settings()
+            moto_s3_events.uninstall()
         if self._environment is not None:
             self._environment.__exit__(None, None, None)
             self._environment = None
