@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from seqlane.ports import RunState, SampleRecord, Slot
 
@@ -115,3 +116,43 @@ def is_ready(sample: SampleRecord, run: RunState) -> bool:
     """All its reads are in, and something (its sheet entry or the run's marker) says which reads to wait for."""
     knows_what_to_wait_for = run.closed or bool(sample.declared_lanes)
     return knows_what_to_wait_for and bool(sample.files) and not missing_reads(sample) and not conflicts(sample)
+
+
+def sample_keys(sample: SampleRecord) -> set[str]:
+    """Every key recorded for the sample: its slots' files and every claimant of a slot in conflict."""
+    return {f.key for f in sample.files.values()} | {key for claims in sample.slot_claims.values() for key in claims}
+
+
+def account(uploaded: Iterable[str], samples: Iterable[SampleRecord], ignored: Iterable[str]) -> dict[str, Any]:
+    """Where each uploaded key of a run ended: in a sample's manifest, ignored with a reason, or in a conflict (the
+    sample sheet and completion markers are the run's control files, not counted). Keys of a sample held in
+    conflict are all in conflict; a sample that started before its conflict keeps its manifest's keys there.
+    `balanced`: every uploaded key is in exactly one of the three."""
+    from seqlane.naming import CompletionMarkerKey, SampleSheetKey, classify_key
+
+    data = {key for key in uploaded if not isinstance(classify_key(key), SampleSheetKey | CompletionMarkerKey)}
+    in_manifests: set[str] = set()
+    in_conflict: set[str] = set()
+    for sample in samples:
+        keys = sample_keys(sample)
+        found = conflicts(sample)
+        conflicted = {key for conflict in found for key in conflict.keys}
+        if found and not sample.manifest_version:
+            in_conflict |= keys
+        else:
+            in_conflict |= conflicted
+            if sample.manifest_version:
+                in_manifests |= keys - conflicted
+    ignored_keys = set(ignored) & data
+    in_manifests &= data
+    in_conflict &= data
+    unaccounted = sorted(data - in_manifests - ignored_keys - in_conflict)
+    counted = len(in_manifests) + len(ignored_keys) + len(in_conflict)
+    return {
+        "uploaded": len(data),
+        "in_manifests": len(in_manifests),
+        "ignored": len(ignored_keys),
+        "in_conflict": len(in_conflict),
+        "balanced": not unaccounted and counted == len(data),
+        "unaccounted": unaccounted,
+    }

@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
-from seqlane.completion import Conflict, conflicts, is_ready, is_sample, missing_reads
+from seqlane.completion import Conflict, conflicts, is_ready, is_sample, missing_reads, sample_keys
 from seqlane.manifest import FastqFile, Manifest, Route
 from seqlane.naming import (
     CompletionMarkerKey,
@@ -101,10 +101,6 @@ def _owner_folder(kind: FastqKey) -> str | None:
 def _folder_of_key(key: str) -> str | None:
     kind = classify_key(key)
     return _owner_folder(kind) if isinstance(kind, FastqKey) else None
-
-
-def _keys_of(sample: SampleRecord) -> set[str]:
-    return {f.key for f in sample.files.values()} | {key for claims in sample.slot_claims.values() for key in claims}
 
 
 @dataclass
@@ -239,7 +235,7 @@ class IngestService:
         """Files recorded under a Sample_Name before the sheet said that, in `<Sample_ID>/`, they are that sample's."""
         for record in self.catalog.samples_of_run(run_id):
             moving: dict[str, set[str]] = defaultdict(set)
-            for key in _keys_of(record):
+            for key in sample_keys(record):
                 folder = _folder_of_key(key)
                 if folder in record.folder_owners:
                     moving[folder].add(key)
@@ -252,18 +248,25 @@ class IngestService:
         records = {record.sample_id: record for record in self.catalog.samples_of_run(run_id)}
         listing = self.store.list_keys(self.ingest_bucket, f"{run_id}/")
         expected: dict[str, set[Slot]] = defaultdict(set)
+        listed: dict[tuple[str, Slot], set[str]] = defaultdict(set)
         for key in listing:
             kind = classify_key(key)
             if isinstance(kind, FastqKey):
                 name, folder = kind.name, _owner_folder(kind)
                 owners = records[name.sample_id].folder_owners if name.sample_id in records else frozenset()
                 sample_id = folder if folder in owners else name.sample_id
-                expected[sample_id].add((name.lane or 1, name.read_number, name.segment))
+                slot = (name.lane or 1, name.read_number, name.segment)
+                expected[sample_id].add(slot)
+                listed[(sample_id, slot)].add(key)
+        # Two keys listed for one slot: the sample is in conflict even before both their events are handled.
+        for (sample_id, slot), keys in listed.items():
+            if len(keys) > 1:
+                self.catalog.record_listed_claims(run_id, sample_id, slot, keys)
         # A conflict holds until the lab deletes the extra files and sends the marker again: files of a sample in
         # conflict that the listing no longer has are forgotten.
         present = set(listing)
         for record in records.values():
-            gone = _keys_of(record) - present
+            gone = sample_keys(record) - present
             if gone and conflicts(record):
                 self.catalog.drop_keys(run_id, record.sample_id, gone)
         for sample_id, slots in expected.items():

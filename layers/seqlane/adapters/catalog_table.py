@@ -341,6 +341,24 @@ class DynamoCatalog:
         )
         return sample_from_item(_item(response["Attributes"]))
 
+    def record_listed_claims(self, run_id: str, sample_id: str, slot: Slot, keys: set[str]) -> None:
+        """The run folder's listing shows several keys for one slot: each is recorded as a claim (size and ETag
+        unknown until its own event, which then takes precedence), so the sample is in conflict before it can start."""
+        names, values, sets = {}, {}, []
+        for number, key in enumerate(sorted(keys)):
+            names[f"#c{number}"] = _claim(slot, key)
+            lane, read, segment = slot
+            listed = {"key": key, "lane": lane, "read": read, "segment": segment, "size": 0, "etag": ""}
+            values[f":c{number}"] = listed | {"ordering": "", "recorded_at": _now()}
+            sets.append(f"#c{number} = if_not_exists(#c{number}, :c{number})")
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=_values(values),
+        )
+
     def add_folder_owners(self, run_id: str, file_sample: str, sample_ids: set[str]) -> None:
         """A v1 sheet: files named `file_sample` (a Sample_Name) in a `<id>/` folder belong to Sample_ID `id`."""
         self.client.update_item(
