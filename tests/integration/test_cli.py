@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -339,3 +340,22 @@ def test_cli_local_run_interrupted_stops_its_runners_and_removes_scratch(cli_env
     assert [pid for pid in runners + engines if Path(f"/proc/{pid}").exists()] == []
     assert _processes_with_scratch_under(temporary) == []
     assert list(temporary.iterdir()) == []
+
+
+def test_cli_local_run_keeps_url_special_characters_in_run_folder_and_file_names(cli_env, tmp_path):
+    # Given a run folder named with a space, "+", "%" and "é", holding a sidecar with "&", "=", "?", "#" and "+%20"
+    dataset = generate(tmp_path / "data", seed=17, samples=("S1",), lanes=(1,), genome_length=4000)
+    run_dir = dataset.run_dir.rename(dataset.run_dir.with_name("241121 run+1% é"))
+    (run_dir / "notes & QC=1?#2 é+%20.txt").write_text("by hand\n")
+
+    # When the user runs it (uploads shuffled, some events delivered twice)
+    result = seqlane(cli_env, "local", "run", run_dir, "--reference", dataset.reference_fasta, "--json", "--seed", 3)
+
+    # Then the run id, the sample's manifest and the ignored sidecar keep their names exactly
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["run_id"] == "241121 run+1% é"
+    [sample] = summary["samples"]
+    assert sample["status"] == "SUCCEEDED", sample
+    assert "/manifests/241121 run+1% é/S1/" in sample["manifest_uri"]
+    assert summary["ignored"] == [{"key": "241121 run+1% é/notes & QC=1?#2 é+%20.txt", "reason": ANY}]
