@@ -17,7 +17,7 @@ import pytest
 from moto import mock_aws
 
 from seqlane.manifest import RESULT_FILE_NAME, FastqFile, Manifest, Route
-from seqlane.runner import job
+from seqlane.runner import job, verify
 from seqlane.runner.__main__ import main
 
 REGION = "eu-west-1"
@@ -416,6 +416,18 @@ def test_runner_truncated_mate_file_exits_5_naming_counts_and_files(runner_s3, r
     assert line == (f"{SAMPLE} L001: R1 has 900 reads, R2 has 676 (s3://ingest/{R1_L1}, s3://ingest/{R2_L1})")
     assert result["exit_code"] is None
     assert {i["key"]: i["reads"] for i in result["inputs"]}[R2_L1] == 676
+
+
+def test_runner_checks_large_files_in_worker_processes(runner_s3, runner_dragen, tmp_path, capsys, monkeypatch):
+    # Given every file counts as large enough for a worker process, and lane 1's R2 one read short
+    monkeypatch.setattr(verify, "MIN_PROCESS_BYTES", 0)
+    monkeypatch.setattr(job, "_verifier_processes", lambda files: 2)
+    manifest = _put_sample(runner_s3, bodies=_bodies(r1_l1=_gz(_reads(5, 1)), r2_l1=_gz(_reads(4, 2))))
+
+    # When the runner runs it, Then the counts came from the workers and the mates are refused as in place
+    line, result = _fails(runner_s3, manifest, tmp_path / "scratch", capsys, job.EXIT_INPUT_INVALID)
+    assert line.startswith(f"{SAMPLE} L001: R1 has 5 reads, R2 has 4")
+    assert [i["reads"] for i in result["inputs"]] == [5, 4, 1, 1]
 
 
 def test_check_mates_names_the_segment_of_split_fastqs():

@@ -44,7 +44,7 @@ from typing import BinaryIO
 from seqlane.manifest import FastqFile, Manifest
 from seqlane.runner.cpu import CpuEngine
 from seqlane.runner.dragen import DragenEngine, Engine, EngineError, JobPaths, find_dragen
-from seqlane.runner.fastq import FastqCheck, InvalidInput
+from seqlane.runner.fastq import InvalidInput
 from seqlane.runner.metrics import TOTAL_INPUT_READS, MetricsError, summary_metrics
 from seqlane.runner.storage import (
     AlreadyExists,
@@ -53,6 +53,7 @@ from seqlane.runner.storage import (
     S3Storage,
     StorageUnreachable,
 )
+from seqlane.runner.verify import Verifiers
 
 EXIT_USAGE = 2  # bad manifest, unsupported modality, no engine binary
 EXIT_WRONG_REGION = 3  # the manifest is pinned to another region
@@ -227,11 +228,13 @@ def stage(manifest: Manifest, storage: S3Storage, paths: JobPaths, fastq_dir: Pa
     if len(set(local.values())) != len(local):
         raise RunnerError("two FASTQs of the manifest have the same file name", EXIT_USAGE)
 
-    def fetch(fastq: FastqFile, abort: threading.Event) -> None:
-        uri = f"s3://{manifest.ingest_bucket}/{fastq.key}"
-        record.reads[fastq.key] = stage_fastq(storage, uri, fastq, local[fastq], abort)
+    with Verifiers(processes=_verifier_processes(len(local))) as verifiers:
 
-    _concurrently(fetch, local)
+        def fetch(fastq: FastqFile, abort: threading.Event) -> None:
+            uri = f"s3://{manifest.ingest_bucket}/{fastq.key}"
+            record.reads[fastq.key] = stage_fastq(storage, uri, fastq, local[fastq], abort, verifiers=verifiers)
+
+        _concurrently(fetch, local)
     counted = [n for n in record.reads.values() if n is not None]
     logger.info(
         "staged and verified %d FASTQs, %d bytes, %d reads", len(local), sum(f.size for f in local), sum(counted)
@@ -257,7 +260,20 @@ def stage(manifest: Manifest, storage: S3Storage, paths: JobPaths, fastq_dir: Pa
         raise _staging_error(err, str(paths.fastq_list)) from err
 
 
-def stage_fastq(storage: S3Storage, uri: str, fastq: FastqFile, path: Path, abort: threading.Event) -> int | None:
+def _verifier_processes(files: int) -> int:
+    """Worker processes for the FASTQ checks: one per file staged at once, when there is more than one CPU."""
+    return min(_TRANSFER_FILES_AT_ONCE, files) if (os.cpu_count() or 1) > 1 else 0
+
+
+def stage_fastq(
+    storage: S3Storage,
+    uri: str,
+    fastq: FastqFile,
+    path: Path,
+    abort: threading.Event,
+    *,
+    verifiers: Verifiers | None = None,
+) -> int | None:
     """Stream one FASTQ to `path`, checking it on the way: the object the manifest names (size and ETag), a whole
     gzip stream, FASTQ records. Returns its read count (None for ORA, which only DRAGEN decodes)."""
     try:
@@ -271,14 +287,16 @@ def stage_fastq(storage: S3Storage, uri: str, fastq: FastqFile, path: Path, abor
             f"the manifest says {fastq.size} bytes with ETag {expected}",
             EXIT_INPUT_CHANGED,
         )
-    check = FastqCheck.for_file(uri)
+    verifiers = verifiers or Verifiers()
     try:
-        with staging_file(path) as out:
-            for chunk in storage.stream(uri, obj):
-                if abort.is_set():
-                    raise _Cancelled
-                out.write(chunk)
-                check.feed(chunk)
+        with verifiers.check(uri, obj.size) as check:
+            with staging_file(path) as out:
+                for chunk in storage.stream(uri, obj):
+                    if abort.is_set():
+                        raise _Cancelled
+                    out.write(chunk)
+                    check.feed(chunk)
+            return check.finish()
     except ObjectChanged as err:
         raise RunnerError(f"{err}: it changed since the manifest was written", EXIT_INPUT_CHANGED) from err
     except InvalidInput as err:
@@ -287,10 +305,6 @@ def stage_fastq(storage: S3Storage, uri: str, fastq: FastqFile, path: Path, abor
         if isinstance(err, StorageUnreachable):
             raise
         raise _staging_error(err, uri) from err
-    try:
-        return check.finish()
-    except InvalidInput as err:
-        raise RunnerError(str(err), EXIT_INPUT_INVALID) from err
 
 
 def staging_file(path: Path) -> BinaryIO:
