@@ -146,3 +146,49 @@ def test_plan_s3_source_without_a_run_folder_is_refused():
 
     with pytest.raises(PlanSourceError, match="does not name a run folder"):
         s3_objects("s3://lab/")
+
+
+def test_plan_reports_the_accounting_of_every_uploaded_key(run_dir):
+    # Given the run folder with its sheet (no marker): S-1 complete, S.2 missing a read, four ignored files
+    # When planned
+    accounting = plan(local_objects(run_dir))["accounting"]
+    # Then S-1's four files are in a manifest, four are ignored, and S.2's three wait: not balanced, named
+    assert {k: accounting[k] for k in ("uploaded", "in_manifests", "ignored", "in_conflict")} == {
+        "uploaded": 11,
+        "in_manifests": 4,
+        "ignored": 4,
+        "in_conflict": 0,
+    }
+    assert accounting["balanced"] is False
+    assert [key.rsplit("/", 1)[1] for key in accounting["unaccounted"]] == [
+        "S.2_S2_L001_R1_001.fastq.gz",
+        "S.2_S2_L001_R2_001.fastq.gz",
+        "S.2_S2_L002_R1_001.fastq.gz",
+    ]
+
+
+def test_plan_reports_a_conflict_with_both_keys_and_balances(run_dir):
+    # Given S.2's missing read written, and S-1's L001 R1 also written lane-merged
+    (run_dir / "Project_A" / "S.2_S2_L002_R2_001.fastq.gz").write_bytes(b"x")
+    (run_dir / "Project_A" / "S-1_S1_R1_001.fastq.gz").write_bytes(b"x")
+    (run_dir / "SampleSheet.csv").write_text(SHEET.replace("1,S-3,GGGG\n", ""))
+    # When planned
+    result = plan(local_objects(run_dir))
+    samples = {s["sample_id"]: s for s in result["samples"]}
+    # Then S-1 is CONFLICT naming both keys, S.2 is complete, and every key is accounted for
+    assert samples["S-1"]["status"] == "CONFLICT" and samples["S-1"]["complete"] is False
+    [conflict] = samples["S-1"]["conflicts"]
+    assert conflict["slot"] == "L001 R1"
+    assert [key.rsplit("/", 1)[1] for key in conflict["keys"]] == [
+        "S-1_S1_L001_R1_001.fastq.gz",
+        "S-1_S1_R1_001.fastq.gz",
+    ]
+    assert samples["S.2"]["status"] == "MANIFESTED" and samples["S.2"]["conflicts"] == []
+    assert result["accounting"] | {"unaccounted": None} == {
+        "uploaded": 13,
+        "in_manifests": 4,
+        "ignored": 4,
+        "in_conflict": 5,
+        "balanced": True,
+        "unaccounted": None,
+    }

@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 
-from seqlane.completion import is_ready, missing_reads
+from seqlane.completion import account, conflicts, is_ready, is_sample, missing_reads
 from seqlane.ingest import UNSORTED_RUN, IngestService
 from seqlane.manifest import fastq_list_rows
 from seqlane.naming import CompletionMarkerKey, SampleSheetKey, classify_key
@@ -99,7 +99,7 @@ def _plan_in_moto(objects: list[RunObject], run_id: str, default_modality: str) 
             )
         )
     run = catalog.run_state(run_id)
-    records = catalog.samples_of_run(run_id)
+    records = [record for record in catalog.samples_of_run(run_id) if is_sample(record)]
     ignored = sorted(
         (
             {"key": key, "reason": reason}
@@ -112,6 +112,7 @@ def _plan_in_moto(objects: list[RunObject], run_id: str, default_modality: str) 
     samples = []
     for record in sorted(records, key=lambda r: r.sample_id):
         complete = is_ready(record, run)
+        found = conflicts(record)
         rows = fastq_list_rows(
             run_id, record.sample_id, record.files.values(), lambda fastq: locations.get(fastq.key, fastq.key)
         )
@@ -121,16 +122,20 @@ def _plan_in_moto(objects: list[RunObject], run_id: str, default_modality: str) 
                 "modality": record.modality or default_modality,
                 "declared_in_sample_sheet": record.declared_lanes is not None,
                 "complete": complete,
-                "missing": [] if complete else _why_waiting(record, run),
+                "status": "CONFLICT" if found else str(record.status),
+                "missing": [] if complete or found else _why_waiting(record, run),
+                "conflicts": [{"slot": c.slot, "keys": list(c.keys), "reason": c.reason} for c in found],
                 "fastq_list": rows,
             }
         )
+    accounting = account([obj.key for obj in objects], records, [entry["key"] for entry in ignored])
     return {
         "run_id": run_id,
         "closed_by_marker": run.closed,
         "sample_sheet": {"key": run.sheet_key, "error": run.sheet_error},
         "samples": samples,
         "ignored": ignored,
+        "accounting": accounting,
     }
 
 
