@@ -247,6 +247,8 @@ def stage(manifest: Manifest, storage: S3Storage, paths: JobPaths, fastq_dir: Pa
             ref_files = storage.download_prefix(reference, paths.ref_dir)
         except ObjectUnavailable as err:
             raise RunnerError(str(err), EXIT_INPUT_CHANGED) from err
+        except StorageUnreachable:
+            raise
         except OSError as err:
             raise _staging_error(err, reference) from err
         if not ref_files:
