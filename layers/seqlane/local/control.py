@@ -31,6 +31,7 @@ HOST_ENTRYPOINT = "seqlane.local.host"  # `python -m seqlane.local.host`: what a
 LOOPBACK = "127.0.0.1"
 _START_TIMEOUT = 180.0
 _STOP_TIMEOUT = 60.0
+_REAP_SECONDS = 10.0
 
 
 class LocalStackUnavailable(RuntimeError):
@@ -82,8 +83,12 @@ def _proc_command_line(pid: int) -> list[str] | None:
         return None
     except OSError:
         return []
-    if not raw:  # a zombie, or a kernel thread
-        return [] if Path(f"/proc/{pid}").exists() else None
+    if not raw:  # exiting, a zombie (it has exited: not there), or a kernel thread
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            return None
+        return None if state in {"Z", "X"} else []
     return [arg.decode(errors="replace") for arg in raw.rstrip(b"\0").split(b"\0")]
 
 
@@ -228,6 +233,11 @@ def stop_background() -> tuple[BackgroundStack | None, StaleState | None]:
         if time.monotonic() > deadline:
             raise LocalStackUnavailable(f"the local stack (pid {stack.pid}) did not stop within {_STOP_TIMEOUT:.0f} s")
         time.sleep(0.1)
+    # Its command line empties as it exits, a moment before it is gone: wait for that too (a PID taken by another
+    # process in between shows that process's command line, and ends the wait).
+    reaped_by = time.monotonic() + _REAP_SECONDS
+    while process_command_line(stack.pid) == [] and time.monotonic() < reaped_by:
+        time.sleep(0.05)
     state_file().unlink(missing_ok=True)
     return stack, None
 
