@@ -16,6 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from seqlane.demo.dataset import generate
 from seqlane.manifest import RESULT_FILE_NAME, FastqFile, Manifest, Route
 from seqlane.runner import job, verify
 from seqlane.runner.__main__ import main
@@ -701,3 +702,31 @@ def test_runner_help_documents_every_exit_code(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for code, meaning in job.EXIT_CODES.items():
         assert f"{code} {meaning}" in text
+
+
+def test_runner_cpu_engine_count_reconciles_with_staging(runner_s3, tmp_path):
+    # Given a demo sample (two lanes of real reads) on S3 and the CPU engine
+    demo = generate(tmp_path / "demo", samples=("HG002",), lanes=(1, 2), read_pairs_per_lane=300)
+    files = []
+    for lane in (1, 2):
+        for read in (1, 2):
+            path = demo.fastq("HG002", lane, read)
+            key = f"240101_RUN/{path.name}"
+            etag = runner_s3.put_object(Bucket="ingest", Key=key, Body=path.read_bytes())["ETag"]
+            files.append(FastqFile(key=key, lane=lane, read=read, size=path.stat().st_size, etag=etag.strip('"')))
+    route = Route("germline-wgs", "4.3.6", str(demo.reference_fasta.parent), REGION)
+    manifest = Manifest("240101_RUN", "HG002", "ingest", "results", route, tuple(files))
+    runner_s3.put_object(Bucket="results", Key=manifest.manifest_key, Body=manifest.to_json())
+
+    # When the runner runs it with the CPU engine
+    assert _run(manifest.manifest_uri, tmp_path / "scratch", "--engine", "cpu") == 0
+
+    # Then the engine's Total input reads is what staging counted: 2 lanes x 300 pairs x 2 mates
+    result = _result(runner_s3, manifest)
+    assert result["reconciliation"] == {
+        "staged_reads": 1200,
+        "engine_reads": 1200,
+        "ok": True,
+        "detail": "staged 1200 reads, engine reports 1200",
+    }
+    assert [i["reads"] for i in result["inputs"]] == [300] * 4
