@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from seqlane.local.run import (
+    CONFLICT,
     FAILED,
     INCOMPLETE,
     SUCCEEDED,
@@ -16,13 +17,24 @@ from seqlane.local.run import (
     check_reference,
     check_run_dir,
     exit_status,
+    sample_states,
     summarise,
 )
 
 RUN = "240101_RUN"
 REGION = "eu-west-2"
-SUMMARY_KEYS = {"run_id", "region", "samples", "ignored", "events"}
-SAMPLE_KEYS = {"sample_id", "status", "execution_name", "manifest_uri", "outputs", "metrics", "engine", "error"}
+SUMMARY_KEYS = {"run_id", "region", "samples", "ignored", "events", "accounting"}
+SAMPLE_KEYS = {
+    "sample_id",
+    "status",
+    "execution_name",
+    "manifest_uri",
+    "outputs",
+    "metrics",
+    "engine",
+    "error",
+    "conflicts",
+}
 
 
 def _sample_item(sample_id: str, status: str, **fields) -> dict:
@@ -223,6 +235,7 @@ def test_summarise_succeeded_sample_lists_only_its_current_version_outputs():
             "metrics": {"mapped_reads": Decimal(90)},
             "engine": "cpu",
             "error": None,
+            "conflicts": [],
         }
     ]
 
@@ -387,6 +400,64 @@ def test_summarise_sample_without_a_version_has_no_outputs_and_empty_metrics():
     assert (sample["outputs"], sample["metrics"], sample["engine"]) == ([], {}, None)
 
 
+def _claims(sample_id: str, *keys: str) -> dict:
+    """Two keys' claims on L001 R1 as DynamoCatalog.record_fastq writes them when a second key takes a taken slot."""
+    value = {"lane": 1, "read": 1, "size": 10, "etag": "e", "segment": 1}
+    return {f"claim#L001#R1#{number:016x}": value | {"key": key} for number, key in enumerate(keys)}
+
+
+def test_summarise_conflict_sample_names_both_keys_and_accounts_for_every_upload():
+    # Given a sample held in CONFLICT (two S-numbers for L001 R1), a succeeded one, and an ignored file
+    two = [f"{RUN}/S2_S1_L001_R1_001.fastq.gz", f"{RUN}/S2_S9_L001_R1_001.fastq.gz"]
+    items = [
+        _sample_item("S1", "SUCCEEDED", manifest_version="v1", **_slots("S1", (1, 1), (1, 2))),
+        _sample_item("S2", "CONFLICT", **_slots("S2", (1, 2)), **_claims("S2", *two)),
+        _ignored_item(f"{RUN}/InterOp/x.bin", "not used"),
+    ]
+    items[1]["fastq#L001#R1"] = {"key": two[0], "lane": 1, "read": 1, "size": 10, "etag": "e", "segment": 1}
+    uploaded = [f"{RUN}/S1_S1_L001_R{r}_001.fastq.gz" for r in (1, 2)] + two + [f"{RUN}/S2_S1_L001_R2_001.fastq.gz"]
+    uploaded += [f"{RUN}/InterOp/x.bin", f"{RUN}/CopyComplete.txt"]
+
+    # When the run is summarised with the keys the client uploaded
+    summary = summarise(RUN, REGION, items, [], uploaded_keys=uploaded)
+
+    # Then S2 is CONFLICT and its error names both keys; the accounting balances
+    sample = _by_id(summary)["S2"]
+    assert sample["status"] == CONFLICT
+    assert all(key in sample["error"] for key in two) and "S1, S9" in sample["error"]
+    assert [c["keys"] for c in sample["conflicts"]] == [two]
+    assert summary["accounting"] == {
+        "uploaded": 6,
+        "in_manifests": 2,
+        "ignored": 1,
+        "in_conflict": 3,
+        "balanced": True,
+        "unaccounted": [],
+    }
+    # And the run exits non-zero
+    assert exit_status(summary) == 1
+
+
+def test_summarise_accounting_names_an_upload_the_catalog_never_recorded():
+    # Given a succeeded sample, and an upload the catalog has nothing for
+    items = [_sample_item("S1", "SUCCEEDED", manifest_version="v1", **_slots("S1", (1, 1), (1, 2)))]
+    uploaded = [f"{RUN}/S1_S1_L001_R{r}_001.fastq.gz" for r in (1, 2)] + [f"{RUN}/lost.fastq.gz"]
+    # When summarised / Then the accounting does not balance and names it
+    accounting = summarise(RUN, REGION, items, [], uploaded_keys=uploaded)["accounting"]
+    assert (accounting["balanced"], accounting["unaccounted"]) == (False, [f"{RUN}/lost.fastq.gz"])
+
+
+def test_sample_states_and_summary_skip_records_that_only_map_a_sample_name():
+    # Given the record a v1 sheet leaves under a Sample_Name (which folders own it), and a sample
+    items = [
+        {"pk": f"RUN#{RUN}", "sk": "SAMPLE#tissue", "folder_owners": {"S1"}},
+        _sample_item("S1", "RECEIVING"),
+    ]
+    # When / Then only the sample is shown
+    assert [s["sample_id"] for s in sample_states(items)] == ["S1"]
+    assert [s["sample_id"] for s in summarise(RUN, REGION, items, [])["samples"]] == ["S1"]
+
+
 # ---- exit_status
 
 
@@ -404,6 +475,12 @@ def test_exit_status_is_one_with_any_failed_sample():
     # Given one failure among successes
     # When / Then the run counts as failed
     assert exit_status(_summary(SUCCEEDED, FAILED, INCOMPLETE)) == 1
+
+
+def test_exit_status_is_one_with_a_sample_in_conflict():
+    # Given a sample in CONFLICT among successes
+    # When / Then the run counts as failed
+    assert exit_status(_summary(SUCCEEDED, CONFLICT)) == 1
 
 
 @pytest.mark.parametrize("statuses", [(), (INCOMPLETE,), (INCOMPLETE, INCOMPLETE)])

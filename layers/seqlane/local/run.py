@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqlane.adapters.catalog_table import sample_from_item
-from seqlane.completion import missing_reads
+from seqlane.adapters.catalog_table import is_sample_item, sample_from_item
+from seqlane.completion import Conflict, account, conflicts, missing_reads, sample_keys
 from seqlane.local.client import LocalClient
 from seqlane.naming import FastqKey, classify_key
 from seqlane.ports import SampleRecord, SampleStatus
 
-SUCCEEDED, FAILED, INCOMPLETE = "SUCCEEDED", "FAILED", "INCOMPLETE"
+SUCCEEDED, FAILED, INCOMPLETE, CONFLICT = "SUCCEEDED", "FAILED", "INCOMPLETE", "CONFLICT"
 CALLS_SUFFIX = ".hard-filtered.vcf.gz"
 Progress = Callable[[list[dict[str, str]]], None]  # [{"sample_id", "state"}] on every poll
 
@@ -110,7 +110,7 @@ def sample_states(items: list[dict[str, Any]]) -> list[dict[str, str]]:
     return [
         {"sample_id": _sample_id(item), "state": item.get("status", SampleStatus.RECEIVING)}
         for item in sorted(items, key=lambda item: item["sk"])
-        if item["sk"].startswith("SAMPLE#")
+        if is_sample_item(item)
     ]
 
 
@@ -125,14 +125,20 @@ def summarise(
     events: list[dict[str, Any]],
     *,
     jobs_dir: Path | None = None,
+    uploaded_keys: list[str] | None = None,
 ) -> dict[str, Any]:
-    samples = []
-    for item in sorted((i for i in items if i["sk"].startswith("SAMPLE#")), key=_sample_id):
+    """`uploaded_keys`: what the client uploaded, for the accounting (without it, the keys the catalog knows)."""
+    samples, records = [], []
+    for item in sorted((i for i in items if is_sample_item(i)), key=_sample_id):
         sample_id = _sample_id(item)
         version = item.get("manifest_version")
         output_prefix = f"OUTPUT#{sample_id}#{version}#"
         outputs = sorted(i["uri"] for i in items if version and i["sk"].startswith(output_prefix))
-        status, error = _status_and_error(item, sample_from_item(item), jobs_dir)
+        record = sample_from_item(item)
+        records.append(record)
+        found = conflicts(record)
+        # Held (nothing started), or started before the conflict: either way its files are not accounted for.
+        status, error = (CONFLICT, _conflict_error(found)) if found else _status_and_error(item, record, jobs_dir)
         samples.append(
             {
                 "sample_id": sample_id,
@@ -143,19 +149,28 @@ def summarise(
                 "metrics": item.get("metrics", {}),
                 "engine": item.get("engine"),
                 "error": error,
+                "conflicts": [{"slot": c.slot, "keys": list(c.keys), "reason": c.reason} for c in found],
             }
         )
     ignored = sorted(
         ({"key": item["key"], "reason": item["reason"]} for item in items if item["sk"].startswith("IGNORED#")),
         key=lambda entry: entry["key"],
     )
+    ignored_keys = [entry["key"] for entry in ignored]
+    if uploaded_keys is None:
+        uploaded_keys = [key for record in records for key in sample_keys(record)] + ignored_keys
     return {
         "run_id": run_id,
         "region": region,
         "samples": samples,
         "ignored": ignored,
         "events": [event["detail-type"] for event in events],
+        "accounting": account(uploaded_keys, records, ignored_keys),
     }
+
+
+def _conflict_error(found: list[Conflict]) -> str:
+    return "; ".join(f"{conflict.reason}: {', '.join(conflict.keys)}" for conflict in found)
 
 
 def _status_and_error(item: dict[str, Any], record: SampleRecord, jobs_dir: Path | None) -> tuple[str, str | None]:
