@@ -82,7 +82,7 @@ class GzipStream:
                 self._inflate = None
             else:
                 data = b""
-        return b"".join(out)
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def finish(self) -> None:
         if self.compressed_bytes == 0:
@@ -107,8 +107,8 @@ class FastqRecords:
 
     def records(self, data: bytes) -> Iterator[tuple[bytes, bytes, bytes]]:
         """(header, sequence, quality) of each record completed by `data`, checked."""
-        lines = self._take(data)
-        return zip(lines[0::4], lines[1::4], lines[3::4], strict=True)
+        lines, whole = self._take(data)
+        return zip(lines[0:whole:4], lines[1:whole:4], lines[3:whole:4], strict=True)
 
     def finish(self) -> int:
         self._tail()
@@ -120,9 +120,10 @@ class FastqRecords:
         self._count()
         return zip(lines[0::4], lines[1::4], lines[3::4], strict=True)
 
-    def _take(self, data: bytes) -> list[bytes]:
+    def _take(self, data: bytes) -> tuple[list[bytes], int]:
+        """The lines of `buffered + data` and how many of them make whole records (all checked)."""
         if not data:
-            return []
+            return [], 0
         buffer = self._carry + data if self._carry else data
         lines = buffer.split(b"\n")
         whole = (len(lines) - 1) // 4 * 4  # the last element has no newline yet: it belongs to the next chunk
@@ -133,7 +134,7 @@ class FastqRecords:
             raise InvalidInput(
                 f"{self.name}: not FASTQ: no complete 4-line record in {len(self._carry)} bytes after read {self.reads}"
             )
-        return lines[:whole]
+        return lines, whole
 
     def _tail(self) -> list[bytes]:
         tail = self._carry
