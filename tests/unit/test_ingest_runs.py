@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from moto import mock_aws
 
-from seqlane.completion import missing_reads
+from seqlane.completion import account, missing_reads
 from seqlane.ingest import Disposition
 from tests.unit.test_ingest import RUN, SAMPLE, Env
 
@@ -240,6 +240,19 @@ def test_ingest_chaos_random_order_duplicates_and_crashes_start_each_sample_once
         assert len([k for k in item if k.startswith("fastq#")]) == 4
     assert len(env.events.of_type("FileIgnored")) == 1
     assert env.events.of_type("SampleReuploaded") == []
+    # And every uploaded key is accounted for: uploaded = in manifests + ignored + in conflict
+    catalog = env.service.catalog
+    ignored = [key for key, _ in catalog.ignored_files(RUN)]
+    accounting = account([u.key for u in uploads], catalog.samples_of_run(RUN), ignored)
+    assert accounting | {"unaccounted": []} == {
+        "uploaded": 49,
+        "in_manifests": 48,
+        "ignored": 1,
+        "in_conflict": 0,
+        "balanced": True,
+        "unaccounted": [],
+    }
+    assert env.events.of_type("SampleConflict") == []
 
 
 def test_ingest_marker_uploaded_before_the_files_starts_what_arrived_and_reports_later_lanes(env):
@@ -254,3 +267,35 @@ def test_ingest_marker_uploaded_before_the_files_starts_what_arrived_and_reports
     assert len(env.executions()) == 2
     [reported] = env.events.of_type("SampleReuploaded")
     assert reported["previous_version"] == lane2[-1].detail and reported["version"] == lane1[-1].detail
+
+
+@pytest.mark.parametrize("seed", [3, 5])
+def test_ingest_chaos_with_conflicts_holds_them_and_accounts_for_every_key(env, seed):
+    # Given 6 samples x 2 lanes x 2 reads declared by a sheet, one sample with a second key for L001 R1 (another
+    # S-number) and one with a lane the sheet does not declare, delivered in a random order, 30% duplicated
+    rng = random.Random(seed)
+    samples = [f"S{n:02d}" for n in range(1, 7)]
+    uploads = [env.upload(name(s, n, lane, r)) for n, s in enumerate(samples, 1) for lane in (1, 2) for r in (1, 2)]
+    uploads += [env.upload(name("S02", 9, 1, 1)), env.upload(name("S03", 3, 3, 1))]
+    sheet_rows = "".join(f"{lane},{s},ACGT\n" for s in samples for lane in (1, 2))
+    text = f"[Header]\nFileFormatVersion,2\n\n[BCLConvert_Data]\nLane,Sample_ID,Index\n{sheet_rows}"
+    uploads += [env.upload("SampleSheet.csv", body=text.encode()), env.marker(), env.upload("Reports/x.html")]
+    deliveries = uploads + [u for u in uploads if rng.random() < 0.3]
+    rng.shuffle(deliveries)
+
+    # When every delivery is handled
+    outcomes = handle_all(env, deliveries)
+
+    # Then no sample started twice, S02 never started (the marker's listing or its second key came first, or
+    # it started before and keeps its analysis), S03's extra lane is reported, and nothing was re-versioned
+    started = sorted(name.split("-")[-2] for outcome in outcomes for name in outcome.started)
+    assert len(started) == len(set(started)) and {"S01", "S04", "S05", "S06"} <= set(started)
+    assert env.events.of_type("SampleReuploaded") == []
+    conflicts = sorted((e["sample_id"], e["slot"]) for e in env.events.of_type("SampleConflict"))
+    assert conflicts == [("S02", "L001 R1"), ("S03", "L003 R1")]
+    # And uploaded = in manifests + ignored + in conflict
+    catalog = env.service.catalog
+    ignored = [key for key, _ in catalog.ignored_files(RUN)]
+    accounting = account([u.key for u in uploads], catalog.samples_of_run(RUN), ignored)
+    assert accounting["balanced"] and accounting["uploaded"] == 27 and accounting["ignored"] == 1
+    assert accounting["in_conflict"] >= 2
