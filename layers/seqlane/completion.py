@@ -61,13 +61,21 @@ def conflicts(sample: SampleRecord) -> list[Conflict]:
             lanes = ", ".join(str(lane) for lane in sorted(declared))
             reason = (
                 f"the sample sheet declares {sample.sample_id} on lane{'s' if len(declared) > 1 else ''} {lanes} "
-                f"only, but {fastq.key} is lane {fastq.lane}"
+                f"only, but {fastq.key} is {_lane_of(fastq.key, fastq.lane)}"
             )
             found.append(Conflict(f"sheet:{label}", label, (fastq.key,), reason))
         elif sample.paired is False and fastq.read == 2:
             reason = f"the sample sheet declares a single-end run (no Read2 in [Reads]), but {fastq.key} is R2"
             found.append(Conflict(f"sheet:{label}", label, (fastq.key,), reason))
     return found
+
+
+def _lane_of(key: str, lane: int) -> str:
+    from seqlane.naming import FastqKey, classify_key
+
+    kind = classify_key(key)
+    merged = isinstance(kind, FastqKey) and kind.name.lane is None
+    return f"lane-merged (read as lane {lane})" if merged else f"lane {lane}"
 
 
 def _why_several(keys: Iterable[str]) -> str:

@@ -180,3 +180,105 @@ def test_supersede_manifest_replaces_only_the_version_it_names(catalog):
 def test_record_ignored_is_true_only_the_first_time(catalog):
     assert catalog.record_ignored(RUN, f"{RUN}/x.html", "report") is True
     assert catalog.record_ignored(RUN, f"{RUN}/x.html", "report") is False
+
+
+# ---- conflicts, folder owners (issue 8)
+
+
+def other(lane: int, read: int, number: int = 2) -> FastqFile:
+    """A second key for the same slot: the sample under another S-number."""
+    return FastqFile(f"{RUN}/{SAMPLE}_S{number}_L{lane:03d}_R{read}_001.fastq.gz", lane, read, 7, "e9")
+
+
+def test_record_fastq_second_key_for_a_slot_is_a_claim_in_either_order(catalog):
+    for run, order in ((f"{RUN}a", (fastq(1, 1), other(1, 1))), (f"{RUN}b", (other(1, 1), fastq(1, 1)))):
+        # Given one key in L001 R1, When another key for L001 R1 arrives
+        catalog.record_fastq(run, SAMPLE, order[0], "0001")
+        sample = catalog.record_fastq(run, SAMPLE, order[1], "0002")
+        # Then the slot keeps the first, and both keys are claims on it
+        assert sample.files == {(1, 1, 1): order[0]}
+        assert sample.slot_claims == {(1, 1, 1): {f.key: f for f in order}}
+        # And a redelivery of either changes nothing
+        assert catalog.record_fastq(run, SAMPLE, order[1], "0002") == sample
+        assert catalog.record_fastq(run, SAMPLE, order[0], "0001") == sample
+
+
+def test_record_fastq_is_redirected_when_a_sheet_says_the_folder_owns_the_name(catalog):
+    # Given a v1 sheet said: files named "tissue" in folder A1/ belong to sample A1
+    catalog.add_folder_owners(RUN, "tissue", {"A1"})
+    file = FastqFile(f"{RUN}/A1/tissue_S1_L001_R1_001.fastq.gz", 1, 1, 10, "e")
+    # When the file is recorded under its name with its folder
+    record = catalog.record_fastq(RUN, "tissue", file, "0001", folder="A1")
+    # Then nothing is written there, and the record says where it belongs
+    assert record.files == {} and "A1" in record.folder_owners
+    # And a file of another folder is recorded under the name
+    elsewhere = FastqFile(f"{RUN}/Proj/tissue_S2_L001_R1_001.fastq.gz", 1, 1, 10, "e")
+    assert catalog.record_fastq(RUN, "tissue", elsewhere, "0002", folder="Proj").files == {(1, 1, 1): elsewhere}
+
+
+def test_move_files_re_attributes_a_recorded_file_to_its_sample(catalog):
+    # Given a file recorded under a Sample_Name before the sheet arrived
+    file = FastqFile(f"{RUN}/A1/tissue_S1_L001_R1_001.fastq.gz", 1, 1, 10, "e")
+    catalog.record_fastq(RUN, "tissue", file, "0001", folder="A1")
+    catalog.expect_reads(RUN, "tissue", {(1, 1, 1)})
+    # When it is moved to sample A1
+    catalog.move_files(RUN, "tissue", "A1", {file.key})
+    # Then A1 holds it, and the name's record holds nothing (not even the listing's expectations)
+    assert catalog.sample(RUN, "A1").files == {(1, 1, 1): file}
+    left = catalog.sample(RUN, "tissue")
+    assert (left.files, left.expected) == ({}, frozenset())
+
+
+@pytest.mark.parametrize("dropped", ["holder", "claimant"])
+def test_drop_keys_leaves_the_one_key_left_in_the_slot(catalog, dropped):
+    # Given two keys claiming L001 R1, the conflict reported
+    catalog.record_fastq(RUN, SAMPLE, fastq(1, 1), "0001")
+    catalog.record_fastq(RUN, SAMPLE, other(1, 1), "0002")
+    assert catalog.report_conflict(RUN, SAMPLE, "slot:L001 R1")
+    gone, kept = (fastq(1, 1), other(1, 1)) if dropped == "holder" else (other(1, 1), fastq(1, 1))
+    # When one key is dropped (deleted from the run folder)
+    sample = catalog.drop_keys(RUN, SAMPLE, {gone.key})
+    # Then the other holds the slot, no claims are left, and the conflict may be reported again if it comes back
+    assert sample.files == {(1, 1, 1): kept} and sample.slot_claims == {}
+    assert sample.conflicts_reported == frozenset()
+
+
+def test_report_conflict_is_true_once_per_conflict(catalog):
+    assert catalog.report_conflict(RUN, SAMPLE, "slot:L001 R1") is True
+    assert catalog.report_conflict(RUN, SAMPLE, "slot:L001 R1") is False
+    assert catalog.report_conflict(RUN, SAMPLE, "sheet:L002 R1") is True
+
+
+def test_held_sample_is_never_claimed_and_a_manifested_one_is_not_held(catalog):
+    # Given a sample held in CONFLICT
+    assert catalog.hold_in_conflict(RUN, SAMPLE) is True
+    # When a manifest is claimed for it (an invocation that read it before) / Then the claim is refused
+    assert catalog.claim_manifest(RUN, SAMPLE, "v1", "s3://r/m.json", "x").outcome is ClaimOutcome.CONFLICT
+    # And once released it can be claimed, after which it is never held
+    catalog.release_conflict(RUN, SAMPLE)
+    assert catalog.claim_manifest(RUN, SAMPLE, "v1", "s3://r/m.json", "x").outcome is ClaimOutcome.CLAIMED
+    assert catalog.hold_in_conflict(RUN, SAMPLE) is False
+    assert catalog.sample(RUN, SAMPLE).status is SampleStatus.MANIFESTED
+
+
+def test_record_listed_claims_keeps_the_claims_events_wrote(catalog):
+    # Given one key's event recorded as a claim already (its slot taken by another key)
+    catalog.record_fastq(RUN, SAMPLE, fastq(1, 1), "0001")
+    catalog.record_fastq(RUN, SAMPLE, other(1, 1), "0002")
+    # When the listing names both keys and a third one for that slot
+    third = other(1, 1, number=3)
+    catalog.record_listed_claims(RUN, SAMPLE, (1, 1, 1), {fastq(1, 1).key, other(1, 1).key, third.key})
+    # Then three keys claim it, and the claims from events keep their size and ETag
+    claims = catalog.sample(RUN, SAMPLE).slot_claims[(1, 1, 1)]
+    assert sorted(claims) == sorted([fastq(1, 1).key, other(1, 1).key, third.key])
+    assert claims[other(1, 1).key] == other(1, 1)
+
+
+def test_samples_of_run_records_of_a_sample_name_are_not_samples(catalog):
+    from seqlane.completion import is_sample
+
+    # Given the record a v1 sheet leaves under a Sample_Name, and a declared sample
+    catalog.add_folder_owners(RUN, "tissue", {"A1"})
+    catalog.declare_sample(RUN, "A1", frozenset({1}), True, None)
+    # Then only the declared one is a sample
+    assert [r.sample_id for r in catalog.samples_of_run(RUN) if is_sample(r)] == ["A1"]

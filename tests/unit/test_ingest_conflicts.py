@@ -237,3 +237,31 @@ def test_account_every_uploaded_key_is_in_a_manifest_ignored_or_in_conflict(env)
         "balanced": True,
         "unaccounted": [],
     }
+
+
+def test_ingest_sheet_conflict_resolved_when_the_lab_deletes_the_undeclared_files(env):
+    # Given a sample held: the sheet declares lane 1, lane 2 came too
+    uploads = [env.upload(path) for path in (fastq(), fastq(read=2), fastq(lane=2), fastq(lane=2, read=2))]
+    for upload in [env.upload("SampleSheet.csv", body=LANE_1_SHEET), *uploads[2:], *uploads[:2]]:
+        env.service.handle(upload)
+    assert record(env).status == "CONFLICT"
+    # When the lab deletes the lane 2 files and uploads the completion marker
+    for upload in uploads[2:]:
+        env.s3.delete_object(Bucket=INGEST, Key=upload.key)
+    outcome = env.service.handle(env.marker())
+    # Then the sample starts once with its lane 1 files
+    assert len(outcome.started) == 1
+    assert sorted(f["key"] for f in env.manifest()["files"]) == sorted(u.key for u in uploads[:2])
+
+
+def test_ingest_lane_merged_file_the_sheet_does_not_declare_is_named_so(env):
+    # Given a sheet declaring lanes 3 and 4, and lane-merged files
+    sheet = LANE_1_SHEET.replace(f"1,{SAMPLE}\n".encode(), f"3,{SAMPLE}\n4,{SAMPLE}\n".encode())
+    env.service.handle(env.upload("SampleSheet.csv", body=sheet))
+    outcome = env.service.handle(env.upload(fastq(lane=None)))
+    # Then the conflict says the file is lane-merged
+    assert outcome.disposition is Disposition.CONFLICT
+    [event] = conflict_events(env)
+    assert (
+        "declares NA12878 on lanes 3, 4 only" in event["reason"] and "lane-merged (read as lane 1)" in event["reason"]
+    )
