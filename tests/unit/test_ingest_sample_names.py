@@ -9,7 +9,7 @@ import itertools
 import pytest
 from moto import mock_aws
 
-from seqlane.completion import account
+from seqlane.completion import account, is_sample
 from tests.unit.test_ingest import RUN, Env
 
 # Two samples that share a Sample_Name (as in clintval's paired-end-single-index.csv), and one without a name.
@@ -73,3 +73,34 @@ def test_ingest_sample_name_folder_without_a_sheet_is_a_project_folder(env):
     outcomes = [env.service.handle(u) for u in [*uploads, env.marker()]]
     # Then the folder is a project: the sample is the file's name
     assert [name.split("-")[-3:-1] for name in outcomes[-1].started] == [["1823A", "tissue"]]
+
+
+@pytest.mark.parametrize("path", ["NA12878_S1_L001_R1_001.fastq.gz", "Project_A/NA12878_S1_L001_R1_001.fastq.gz"])
+def test_ingest_waiting_event_is_one_catalog_call_at_the_root_and_in_a_project_folder(env, path):
+    # Given a run with a v1 sheet whose samples have Sample_Names (so the catalog knows folder owners)
+    env.service.handle(env.upload("SampleSheet.csv", body=V1_SHEET))
+    upload = env.upload(path)
+    calls = []
+    env.ddb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    # When a FASTQ whose name is its sample's id arrives
+    outcome = env.service.handle(upload)
+    # Then it waits, after one conditional write
+    assert outcome.disposition.value == "WAITING"
+    assert calls == ["UpdateItem"]
+
+
+def test_ingest_marker_before_the_v1_sheet_then_the_sheet_re_attributes_and_starts_each_sample(env):
+    # Given the two samples that share a Sample_Name, uploaded and closed by the marker before the sheet is handled
+    paths = [*FILES["1823A"], *FILES["1826B"], "CopyComplete.txt"]
+    uploads = [env.upload(p) for p in paths]
+    sheet = env.upload("SampleSheet.csv", body=V1_SHEET.replace(b"1,1829C,,GATAGACA,exp001\n", b""))
+    outcomes = [env.service.handle(u) for u in uploads]
+    # (without a sheet their folders are project folders: one sample "1823A-tissue" in two folders, in conflict)
+    assert outcomes[-1].started == () and len(env.events.of_type("SampleConflict")) == 2
+    # When the sheet arrives
+    outcome = env.service.handle(sheet)
+    # Then each Sample_ID starts once with its own files, and the Sample_Name's record is no sample any more
+    assert sorted(name.split("-")[-2] for name in outcome.started) == ["1823A", "1826B"]
+    catalog = env.service.catalog
+    assert sorted(r.sample_id for r in catalog.samples_of_run(RUN) if is_sample(r)) == ["1823A", "1826B"]
+    assert catalog.sample(RUN, "1823A-tissue").status == "RECEIVING"

@@ -207,8 +207,12 @@ def _settle_request(item: dict[str, Any], keys: set[str]) -> dict[str, Any] | No
         slots_left += _settle_slot(
             update, number, slot, holder=holders.get(slot), claims=claims.get(slot, {}), keys=keys
         )
-    if not slots_left and "declared_lanes" not in item:
-        update.removes.append("expected_slots")  # listed for files that now belong to another sample
+    if not slots_left and "declared_lanes" not in item and "manifest_version" not in item:
+        # Nothing of a sample is left (its files belong to another): what the listing expected and the conflict
+        # it was held in go too, so the record is no sample any more.
+        update.removes += ["expected_slots", "conflicts_reported", "conflict_at", "#status"]
+        update.names["#status"] = "status"
+        return update.request(set())
     return update.request(set(item.get("conflicts_reported", ())))
 
 
