@@ -4,15 +4,18 @@ version, nothing lost, nothing doubled."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from jsonschema import Draft202012Validator
 from moto import mock_aws
 
 from seqlane.completion import account, missing_reads
 from seqlane.ingest import Disposition
+from tests.conftest import ROOT
 from tests.unit.test_ingest import RUN, SAMPLE, Env
 
 SHEET_V2 = """[Header]
@@ -299,3 +302,19 @@ def test_ingest_chaos_with_conflicts_holds_them_and_accounts_for_every_key(env, 
     accounting = account([u.key for u in uploads], catalog.samples_of_run(RUN), ignored)
     assert accounting["balanced"] and accounting["uploaded"] == 27 and accounting["ignored"] == 1
     assert accounting["in_conflict"] >= 2
+
+
+def test_ingest_non_utf8_sheet_is_rejected_with_its_name_and_byte_offset(env):
+    # Given a sheet saved as Latin-1 (an accented Sample_Project)
+    body = "[Header]\nFileFormatVersion,2\n[BCLConvert_Data]\nSample_ID,Sample_Project\nA,Jos\u00e9\n".encode("latin-1")
+    # When handled
+    outcome = env.service.handle(env.upload("SampleSheet.csv", body=body))
+    # Then it is rejected, naming the file and the byte offset, and the rejection is published
+    assert outcome.disposition is Disposition.SHEET_REJECTED
+    assert outcome.detail == (
+        f"{RUN}/SampleSheet.csv: not UTF-8 text: byte 0xe9 at byte offset 77 cannot be read (save the sheet as UTF-8)"
+    )
+    [rejected] = env.events.of_type("SampleSheetRejected")
+    assert rejected["error"] == outcome.detail and rejected["line"] is None
+    schema = json.loads((ROOT / "events" / "schemas" / "SampleSheetRejected.json").read_text())
+    Draft202012Validator(schema).validate(rejected)

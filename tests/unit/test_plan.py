@@ -192,3 +192,11 @@ def test_plan_reports_a_conflict_with_both_keys_and_balances(run_dir):
         "balanced": True,
         "unaccounted": None,
     }
+
+
+def test_plan_non_utf8_sheet_is_rejected_with_its_name_and_byte_offset(run_dir):
+    # Given the sheet saved as Latin-1 with an accented project name on its last line
+    (run_dir / "SampleSheet.csv").write_bytes((SHEET + "[Cloud_Data]\nProjectName\nJos\u00e9\n").encode("latin-1"))
+    # When planned / Then the sheet error names the file and the first byte that is not UTF-8
+    error = plan(local_objects(run_dir))["sample_sheet"]["error"]
+    assert error.startswith(f"{RUN}/SampleSheet.csv: not UTF-8 text: byte 0xe9 at byte offset ")
