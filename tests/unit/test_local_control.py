@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,12 +196,19 @@ def test_stop_background_terminates_our_host(state_path, fake_host):
     # Given the state of a live host
     _write_state(state_path, fake_host.pid)
 
+    exit_codes = []  # reaped as soon as it exits, as the background host is (by init) once `up` has ended
+    reaper = threading.Thread(target=lambda: exit_codes.append(fake_host.wait()))
+    reaper.start()
+
     # When it is stopped
     stopped, stale = stop_background()
 
     # Then it got SIGTERM and is gone, with its state file
     assert stopped is not None and stopped.pid == fake_host.pid and stale is None
-    assert fake_host.wait(timeout=10) == -signal.SIGTERM
+    reaper.join(timeout=10)
+    assert exit_codes == [-signal.SIGTERM]
+    with pytest.raises(ProcessLookupError):
+        os.kill(fake_host.pid, 0)
     assert not state_path.exists()
 
 

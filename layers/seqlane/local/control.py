@@ -217,6 +217,17 @@ def _end(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def _pid_exists(pid: int) -> bool:
+    """Whether the PID is taken at all (by a live process or one not yet reaped); only ever signal 0."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def stop_background() -> tuple[BackgroundStack | None, StaleState | None]:
     """Stop the background stack: returns what was stopped, or the stale state that was removed (both None when
     there was no state file). Only a process verified to be our host is ever signalled."""
@@ -233,10 +244,10 @@ def stop_background() -> tuple[BackgroundStack | None, StaleState | None]:
         if time.monotonic() > deadline:
             raise LocalStackUnavailable(f"the local stack (pid {stack.pid}) did not stop within {_STOP_TIMEOUT:.0f} s")
         time.sleep(0.1)
-    # Its command line empties as it exits, a moment before it is gone: wait for that too (a PID taken by another
-    # process in between shows that process's command line, and ends the wait).
+    # Its command line empties as it exits, a moment before its PID is gone (reaped): wait for that too, a while
+    # (a PID taken by another process in between shows that process's command line, and ends the wait).
     reaped_by = time.monotonic() + _REAP_SECONDS
-    while process_command_line(stack.pid) == [] and time.monotonic() < reaped_by:
+    while _pid_exists(stack.pid) and not process_command_line(stack.pid) and time.monotonic() < reaped_by:
         time.sleep(0.05)
     state_file().unlink(missing_ok=True)
     return stack, None
