@@ -310,15 +310,49 @@ def serve(state_file: Path, template_path: Path | None, region: str, port: int, 
             "jobs_dir": str(host.jobs_dir),
             "started_at": time.time(),
         }
-        state_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = state_file.with_suffix(".tmp")
-        partial.write_text(json.dumps(state))
-        partial.replace(state_file)  # readers see the whole state or none
+        other = _claim_state_file(state_file, state)
+        if other is not None:  # two `local up` at once: the first to get here keeps the state file
+            logger.error("another local stack (pid %s) already runs for %s: this one stops", other, state_file)
+            return 1
         try:
             stop.wait()
         finally:
-            state_file.unlink(missing_ok=True)
+            _release_state_file(state_file, token)
     return 0
+
+
+def _recorded_host(state_file: Path) -> tuple[int, str | None] | None:
+    try:
+        recorded = json.loads(state_file.read_text())
+        return int(recorded["pid"]), recorded.get("token")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _claim_state_file(state_file: Path, state: dict) -> int | None:
+    """Write our state unless the file names another live host of ours (returns its pid); check and write under
+    a lock, and atomically, so readers see a whole state or none."""
+    import fcntl
+
+    from seqlane.local.control import is_our_host
+
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    with state_file.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        recorded = _recorded_host(state_file)
+        if recorded is not None and recorded[0] != os.getpid() and is_our_host(*recorded):
+            return recorded[0]
+        partial = state_file.with_suffix(".tmp")
+        partial.write_text(json.dumps(state))
+        partial.replace(state_file)
+    return None
+
+
+def _release_state_file(state_file: Path, token: str) -> None:
+    """Remove the state file if it is still ours."""
+    recorded = _recorded_host(state_file)
+    if recorded is not None and recorded == (os.getpid(), token):
+        state_file.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
