@@ -104,3 +104,22 @@ def test_terminate_job_processes_ends_runners_and_their_children(fake_runner):
     assert fake_runner.wait(timeout=5) < 0
     assert not os.path.exists(f"/proc/{grandchild}") or process_command_line(grandchild) is None
     assert set(signalled) >= {fake_runner.pid, grandchild}
+
+
+def test_local_host_on_a_taken_port_raises_at_once(tmp_path):
+    # Given a port on 127.0.0.1 something listens on
+    import socket
+
+    from seqlane.local.host import LocalHost, PortInUse
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        host = LocalHost(region="eu-west-2", port=port, scratch=tmp_path / "scratch")
+
+        # When the host starts on it / Then it raises at once (moto's server alone would wait forever)
+        started = time.monotonic()
+        with pytest.raises(PortInUse, match=f"port {port} on 127.0.0.1 is already in use"):
+            host.start()
+        assert time.monotonic() - started < 10

@@ -97,9 +97,11 @@ def _moto_server(port: int):
             super().start()
             if self.bind_error is not None:
                 self._thread.join()
-                if isinstance(self.bind_error, OSError) and self.bind_error.errno == errno.EADDRINUSE:
+                error = self.bind_error  # werkzeug turns a failed bind into SystemExit(1), raised from the OSError
+                cause = error if isinstance(error, OSError) else error.__context__
+                if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
                     raise PortInUse(errno.EADDRINUSE, f"port {port} on 127.0.0.1 is already in use")
-                raise self.bind_error
+                raise error
 
         def stop(self) -> None:
             if self.bind_error is None:
@@ -368,7 +370,11 @@ def main(argv: list[str] | None = None) -> int:
 
         arguments = [sys.executable, "-m", "seqlane.local.host", *(argv if argv is not None else sys.argv[1:])]
         os.execv(sys.executable, [*arguments, "--token", new_token()])  # noqa: S606 - this interpreter
-    return serve(args.state_file, args.template, args.region, args.port, args.token)
+    try:
+        return serve(args.state_file, args.template, args.region, args.port, args.token)
+    except PortInUse as err:  # one line, the last of the log `seqlane local up` quotes
+        print(err.strerror, file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":
