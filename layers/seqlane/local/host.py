@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from seqlane.local import moto_asl, moto_s3_events
+from seqlane.local import execution_events, moto_asl, moto_s3_events
 from seqlane.local.batch import LocalBatchExecutor
 from seqlane.local.delivery import QueuePump, patched_environ
 from seqlane.local.stack import LocalStack, deploy
@@ -216,6 +216,7 @@ class LocalHost:
             self._moto_api("state-manager/set-transition", _JOB_TRANSITION)
             moto_asl.install()
             moto_s3_events.install()
+            execution_events.install()  # Step Functions' status change events, which moto does not emit
             self._executor = LocalBatchExecutor(self.jobs_dir, self.job_environment, self.workers)
             self._executor.install()
             self.stack = deploy(self.template_path, self.region)
