@@ -2,18 +2,21 @@
 
 Verified: the runner's own staging (`seqlane.runner.job.stage_fastq`, files 4 at a time): HeadObject, ranged GETs
 with If-Match (`S3Storage`, 8 MiB parts, 10 in flight per file), each chunk written to disk and fed to the gzip
-and FASTQ checks, read counted. Plain: boto3's transfer manager, `download_file` with the same part size and
-concurrency (10 per file, files 4 at a time), no checks. The two alternate for ROUNDS rounds each (the median is
-reported) so that drift on this shared machine hits both alike; the staged files are deleted after every round.
+and FASTQ checks (in one worker process per file, as the runner does), reads counted. Plain: boto3's transfer
+manager, `download_file` with the same part size and concurrency (10 per file, files 4 at a time), no checks.
+moto answers a ranged GET by reading the whole object, so with 8 MiB parts its own work grows with the object
+and competes for the CPU with the checks; --part-mb 64 shows the ratio with less of that. The two alternate for
+--rounds rounds each (the median is reported) so that drift on this shared machine hits both alike; the staged
+files are deleted after every round.
 
-The inputs are gzipped FASTQs of at least MIN_MB MB each (Illumina-style headers, 151 bp reads, NovaSeq-binned
+The inputs are gzipped FASTQs of at least --min-mb MB each (Illumina-style headers, 151 bp reads, NovaSeq-binned
 qualities, compression level 1 as BCL Convert writes them), generated once and cached in
 $SEQLANE_BENCH_CACHE (default: <tmp>/seqlane-bench). The moto server runs in its own process, so its serving does
 not share this process's GIL.
 
 ratio = plain_seconds / verified_seconds (target >= 0.8: verification costs at most a quarter more than a plain
 download). Figures: lines on stderr, one JSON object as the last line of stdout.
-Run: .venv/bin/python benchmarks/staging.py [--files 2] [--min-mb 200] [--rounds 3]
+Run: .venv/bin/python benchmarks/staging.py [--files 2] [--min-mb 200] [--rounds 3] [--part-mb 8] [--processes N]
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ BUCKET = "ingest"
 READ_LENGTH = 151
 RECORDS_PER_BLOCK = 20_000
 TARGET_RATIO = 0.8
-PART_SIZE = 8 * 1024 * 1024
 CONCURRENCY = 10
 FILES_AT_ONCE = 4
 
@@ -116,6 +118,9 @@ def main() -> int:
     parser.add_argument("--min-mb", type=float, default=200.0, help="compressed size of each file, in MB (10^6)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--part-mb", type=int, default=8, help="part size of both, MiB (default 8, as the transfer manager's)"
+    )
+    parser.add_argument(
         "--processes", type=int, help="FASTQ check worker processes (default: as the runner chooses, 0 = in place)"
     )
     args = parser.parse_args()
@@ -158,7 +163,8 @@ def run(args, cache: Path, names: list[str], reads: dict[str, int], sizes: dict[
 
     client = boto3.client("s3", region_name=REGION, config=Config(max_pool_connections=64))
     client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    config = TransferConfig(multipart_chunksize=PART_SIZE, multipart_threshold=PART_SIZE, max_concurrency=CONCURRENCY)
+    part_size = args.part_mb * 1024 * 1024
+    config = TransferConfig(multipart_chunksize=part_size, multipart_threshold=part_size, max_concurrency=CONCURRENCY)
     started = time.monotonic()
     for name in names:
         client.upload_file(str(cache / name), BUCKET, f"run/{name}", Config=config)
@@ -168,7 +174,7 @@ def run(args, cache: Path, names: list[str], reads: dict[str, int], sizes: dict[
         head = client.head_object(Bucket=BUCKET, Key=f"run/{name}")
         files.append(FastqFile(key=f"run/{name}", lane=1, read=1, size=head["ContentLength"], etag=head["ETag"]))
 
-    storage = S3Storage(REGION, client=client, part_size=PART_SIZE, concurrency=CONCURRENCY)
+    storage = S3Storage(REGION, client=client, part_size=part_size, concurrency=CONCURRENCY)
     processes = job._verifier_processes(len(files)) if args.processes is None else args.processes
     dest = Path(tempfile.mkdtemp(prefix="seqlane-bench-staged-", dir=cache))
 
@@ -229,7 +235,7 @@ def run(args, cache: Path, names: list[str], reads: dict[str, int], sizes: dict[
         "rounds": args.rounds,
         "plain_runs": [round(t, 2) for t in timings["plain"]],
         "verified_runs": [round(t, 2) for t in timings["verified"]],
-        "part_size": PART_SIZE,
+        "part_size": part_size,
         "concurrency_per_file": CONCURRENCY,
         "files_at_once": FILES_AT_ONCE,
         "inflate": fastq._zlib.__name__,
