@@ -32,6 +32,14 @@ class S3ObjectStore:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
+    def list_page(self, bucket: str, prefix: str, token: str | None, max_keys: int) -> tuple[list[str], str | None]:
+        request = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max_keys}
+        if token:
+            request["ContinuationToken"] = token
+        response = self.client.list_objects_v2(**request)
+        keys = [obj["Key"] for obj in response.get("Contents", [])]
+        return keys, response.get("NextContinuationToken") if response.get("IsTruncated") else None
+
     def get_text(self, bucket: str, key: str) -> str:
         return self.client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
 
@@ -85,3 +93,31 @@ class EventBridgePublisher:
         if response.get("FailedEntryCount"):
             failure = response["Entries"][0]
             raise RuntimeError(f"{detail_type} not published: {failure.get('ErrorCode')} {failure.get('ErrorMessage')}")
+
+
+class SqsWorkQueue:
+    """Sends work messages to a queue, ten per SendMessageBatch, retrying the entries SQS did not take."""
+
+    _BATCH = 10  # SendMessageBatch's limit
+
+    def __init__(self, queue_url: str, client=None, attempts: int = 5) -> None:
+        self.queue_url = queue_url
+        self.client = client or boto3.client("sqs")
+        self.attempts = attempts
+
+    def send(self, messages: list[dict[str, Any]]) -> None:
+        for start in range(0, len(messages), self._BATCH):
+            entries = [
+                {"Id": str(index), "MessageBody": json.dumps(message, sort_keys=True)}
+                for index, message in enumerate(messages[start : start + self._BATCH])
+            ]
+            for _ in range(self.attempts):
+                failed = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries).get("Failed", [])
+                if not failed:
+                    break
+                retry = {entry["Id"] for entry in failed if not entry.get("SenderFault")}
+                if len(retry) < len(failed):
+                    raise RuntimeError(f"work messages refused by SQS: {failed}")
+                entries = [entry for entry in entries if entry["Id"] in retry]
+            else:
+                raise RuntimeError(f"{len(entries)} work messages not sent after {self.attempts} attempts")
