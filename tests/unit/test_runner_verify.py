@@ -8,7 +8,7 @@ import gzip
 import pytest
 
 from seqlane.runner.fastq import InvalidInput
-from seqlane.runner.verify import Verifiers
+from seqlane.runner.verify import VerifierFailed, Verifiers
 
 RECORDS = b"".join(f"@read{i}\nACGTAC\n+\nIIIIII\n".encode() for i in range(1000))
 
@@ -63,3 +63,13 @@ def test_verifiers_small_and_ora_files_are_checked_in_place():
             check.feed(b"ORA")
             assert check.finish() is None
         assert verifiers._idle == []
+
+
+def test_verifiers_broken_worker_is_a_verifier_failure_not_the_files():
+    # Given a worker that receives a frame it cannot read (a bug, not a bad file)
+    with Verifiers(processes=1, min_process_bytes=0) as verifiers, verifiers.check("x.fastq", 1) as check:
+        check._send(b"not a length\n")
+
+        # Then it answers in one line why it stopped, and the runner sees a VerifierFailed
+        with pytest.raises(VerifierFailed, match="failed in its worker: ValueError"):
+            check.finish()

@@ -6,7 +6,8 @@ checks and ISA-L, so one starts in about 50 ms) and hands one to each file at le
 smaller files and ORA (which is only counted in bytes) are checked in place. A worker reads, on its stdin, a line
 with the file's name, then chunks framed as `<length>\\n<bytes>` and `0\\n` for the end; it answers one JSON line per
 file, `{"reads": N}` or `{"error": "..."}`, and an `{"error": ...}` as soon as a chunk is refused, so the download
-stops early. A worker that failed or was left mid-file is ended, never reused.
+stops early (`{"failed": ...}` if the worker itself breaks: the runner's unexpected error, not the file's).
+A worker that failed or was left mid-file is ended, never reused.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class _Worker:
             [sys.executable, "-m", "seqlane.runner.verify"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # the runner's stderr is its one error line; a worker reports on stdout
             env=environ,
         )
         self.answers: queue.Queue[dict] = queue.Queue()
@@ -80,6 +82,8 @@ class _Worker:
     def _raise(self, answer: dict) -> None:
         if "error" in answer:
             raise InvalidInput(answer["error"])
+        if "failed" in answer:
+            raise VerifierFailed(f"the check of {self.name} failed in its worker: {answer['failed']}")
         if "died" in answer:
             raise VerifierFailed(f"the check of {self.name} stopped: its worker exited with {answer['died']}")
 
@@ -174,5 +178,17 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
                 answer({"error": str(err)})
 
 
+def main() -> int:
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+    except Exception as err:  # noqa: BLE001 - reported to the runner as one line, never a traceback
+        message = " ".join(f"{type(err).__name__}: {err}".split())
+        with contextlib.suppress(OSError):
+            sys.stdout.buffer.write(json.dumps({"failed": message}).encode() + b"\n")
+            sys.stdout.buffer.flush()
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    sys.exit(main())
