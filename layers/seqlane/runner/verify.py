@@ -2,12 +2,13 @@
 parse in parallel (the checks hold the GIL for about half their time; a thread per file would share one core).
 
 `Verifiers(processes=N)` keeps up to N workers (`python -m seqlane.runner.verify`, which imports only the FASTQ
-checks and ISA-L, so one starts in about 50 ms) and hands one to each file at least `min_process_bytes` long;
-smaller files and ORA (which is only counted in bytes) are checked in place. A worker reads, on its stdin, a line
-with the file's name, then chunks framed as `<length>\\n<bytes>` and `0\\n` for the end; it answers one JSON line per
-file, `{"reads": N}` or `{"error": "..."}`, and an `{"error": ...}` as soon as a chunk is refused, so the download
-stops early (`{"failed": ...}` if the worker itself breaks: the runner's unexpected error, not the file's).
-A worker that failed or was left mid-file is ended, never reused.
+checks and ISA-L, not boto3, so one starts in a fraction of a second) and hands one to each file at least
+`min_process_bytes` long; smaller files and ORA (which is only counted in bytes) are checked in place.
+
+A worker reads, on its stdin, a line with the file's name, then chunks framed as `<length>\\n<bytes>` and `0\\n`
+for the end; it answers one JSON line per file, `{"reads": N}` or `{"error": "..."}`, and an `{"error": ...}` as
+soon as a chunk is refused, so the download stops early (`{"failed": ...}` if the worker itself breaks: the
+runner's unexpected error, not the file's). A worker that failed or was left mid-file is ended, never reused.
 """
 
 from __future__ import annotations
