@@ -7,6 +7,7 @@ import zlib
 
 import pytest
 
+from seqlane.runner import fastq
 from seqlane.runner.fastq import FastqCheck, InvalidInput, kind_of, read_records
 
 RECORDS = b"".join(f"@read{i} 1:N:0:ACGT\nACGTAC\n+\nIIIIII\n".encode() for i in range(50))
@@ -112,3 +113,22 @@ def test_read_records_yields_every_record_and_fails_loudly(tmp_path):
     assert records[0] == ("read0 1:N:0:ACGT", "ACGTAC", "IIIIII")
     with pytest.raises(InvalidInput, match=r"b\.fastq\.gz: truncated gzip stream"):
         list(read_records(cut))
+
+
+@pytest.mark.parametrize("limit", [1, 100, 4096])
+def test_fastq_check_bounds_inflate_output_per_call(monkeypatch, limit):
+    # Given inflate may return only `limit` bytes per call (as it does for a stream that inflates 1000-fold)
+    monkeypatch.setattr(fastq, "_MAX_INFLATE", limit)
+
+    # Then every record is still counted across members and chunks, and nothing is left as "truncated"
+    assert _check("x.fastq.gz", gzip.compress(RECORDS) + gzip.compress(RECORDS), 977) == 100
+
+
+def test_fastq_check_stream_of_zeros_is_refused_without_inflating_it_all():
+    # Given 256 MB of zeros gzipped into about 256 kB (a corrupt or hostile file)
+    zeros = zlib.compressobj(9, zlib.DEFLATED, 31)
+    data = b"".join(zeros.compress(bytes(1 << 24)) for _ in range(16)) + zeros.flush()
+
+    # Then it is refused as not FASTQ after the first few megabytes
+    with pytest.raises(InvalidInput, match="no complete 4-line record"):
+        _check("x.fastq.gz", data, 1 << 20)

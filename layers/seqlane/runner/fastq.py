@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - isal is a runner dependency, zlib the 
 
 _GZIP_WBITS = 31
 _GZIP_MAGIC = b"\x1f\x8b"
+_MAX_INFLATE = 64 * 1024 * 1024  # output per inflate call
 _MAX_RECORD_BYTES = 4 * 1024 * 1024  # an Illumina record is a few hundred bytes; no newline for this long is not FASTQ
 _GZIP_SUFFIXES = (".gz", ".gzip")
 _ORA_SUFFIX = ".ora"
@@ -54,35 +55,40 @@ class GzipStream:
         self.compressed_bytes = 0
         self._inflate = None
         self._magic = b""
+        self._member_output = 0
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The inflated bytes of `data`, at most _MAX_INFLATE at a time (a stream of zeros inflates 1000-fold)."""
         self.compressed_bytes += len(data)
-        out = []
-        while data:
+        pending = False  # a full piece may leave output inside inflate even when all input is taken
+        while data or pending:
             if self._inflate is None:
                 self._inflate = _zlib.decompressobj(_GZIP_WBITS)
                 self.members += 1
-                self._magic = b""
-            if len(self._magic) < 2:
+                self._magic, self._member_output = b"", 0
+            if len(self._magic) < 2 and data:
                 self._magic += data[: 2 - len(self._magic)]
                 if self.members > 1 and not _GZIP_MAGIC.startswith(self._magic):
                     raise InvalidInput(
                         f"{self.name}: unexpected bytes after gzip member {self.members - 1} (not another member)"
                     )
             try:
-                out.append(self._inflate.decompress(data))
+                piece = self._inflate.decompress(data, _MAX_INFLATE)
             except (zlib.error, _zlib.error) as err:
-                if self.members > 1 and not out:
+                if self.members > 1 and not self._member_output:
                     raise InvalidInput(
                         f"{self.name}: unexpected bytes after gzip member {self.members - 1} ({err})"
                     ) from err
                 raise InvalidInput(f"{self.name}: corrupt gzip stream in member {self.members} ({err})") from err
+            pending = len(piece) >= _MAX_INFLATE
+            if piece:
+                self._member_output += len(piece)
+                yield piece
             if self._inflate.eof:
-                data = self._inflate.unused_data
+                data, pending = self._inflate.unused_data, False
                 self._inflate = None
             else:
-                data = b""
-        return out[0] if len(out) == 1 else b"".join(out)
+                data = self._inflate.unconsumed_tail
 
     def finish(self) -> None:
         if self.compressed_bytes == 0:
@@ -223,7 +229,11 @@ class FastqCheck:
         self.size += len(data)
         if self._records is None:
             return
-        self._records.feed(self._gzip.feed(data) if self._gzip is not None else data)
+        if self._gzip is None:
+            self._records.feed(data)
+            return
+        for piece in self._gzip.feed(data):
+            self._records.feed(piece)
 
     def finish(self) -> int | None:
         if self.size == 0:
@@ -246,8 +256,9 @@ def read_records(path: Path, chunk_size: int = 1024 * 1024) -> Iterator[tuple[st
     with path.open("rb") as stream:
         while chunk := stream.read(chunk_size):
             size += len(chunk)
-            for header, sequence, quality in records.records(inflate.feed(chunk) if inflate else chunk):
-                yield header[1:].decode("latin-1"), sequence.decode("latin-1"), quality.decode("latin-1")
+            for piece in inflate.feed(chunk) if inflate else (chunk,):
+                for header, sequence, quality in records.records(piece):
+                    yield header[1:].decode("latin-1"), sequence.decode("latin-1"), quality.decode("latin-1")
     if size == 0:
         raise InvalidInput(f"{name}: empty file (0 bytes)")
     if inflate is not None:
