@@ -178,6 +178,17 @@ def test_background_stack_without_a_token_is_never_trusted(state_path, fake_host
     assert not is_our_host(fake_host.pid, None)
 
 
+def test_background_stack_with_an_endpoint_off_loopback_is_stale(state_path, fake_host):
+    # Given our host's state, edited to point somewhere other than 127.0.0.1
+    _write_state(state_path, fake_host.pid, endpoint="https://s3.eu-west-2.amazonaws.com")
+
+    # When / Then it is not used (commands would send requests there), and the host is left alone
+    stack, stale = inspect_background()
+    assert stack is None
+    assert stale is not None and "not on 127.0.0.1" in stale.reason
+    assert fake_host.poll() is None
+
+
 def test_stop_background_never_signals_an_unrelated_process(state_path, unrelated):
     # Given a stale state file whose PID belongs to a real unrelated process
     _write_state(state_path, unrelated.pid)

@@ -138,6 +138,9 @@ def inspect_background() -> tuple[BackgroundStack | None, StaleState | None]:
     except (KeyError, TypeError, ValueError) as err:
         path.unlink(missing_ok=True)
         return None, StaleState(path, None, f"the state file is incomplete ({err!r})")
+    if not stack.endpoint.startswith(f"http://{LOOPBACK}:"):  # a host only ever serves there
+        path.unlink(missing_ok=True)
+        return None, StaleState(path, stack.pid, f"its endpoint {stack.endpoint} is not on {LOOPBACK}")
     if not is_our_host(stack.pid, stack.token):
         reason = _describe(stack.pid)
         path.unlink(missing_ok=True)
