@@ -133,11 +133,16 @@ def _process_table() -> dict[int, tuple[int, list[str]]]:
     return table
 
 
+def _is_job_runner(arguments: list[str]) -> bool:
+    """`python -m seqlane.runner ...`, or the `seqlane-runner` entry point itself."""
+    return JOB_PROCESS_MARKER in arguments or any(Path(a).name == "seqlane-runner" for a in arguments[:2])
+
+
 def job_processes(parent: int | None = None) -> list[int]:
     """The job runners started by `parent` (default: this process), and everything they started in turn."""
     parent = os.getpid() if parent is None else parent
     table = _process_table()
-    found = [pid for pid, (ppid, arguments) in table.items() if ppid == parent and JOB_PROCESS_MARKER in arguments]
+    found = [pid for pid, (ppid, arguments) in table.items() if ppid == parent and _is_job_runner(arguments)]
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in table.items():
         children.setdefault(ppid, []).append(pid)
