@@ -306,8 +306,11 @@ def local_up(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free one).", min=0, max=65535)] = 0,
 ) -> None:
     """Start the embedded stack in the background (until `seqlane local down`)."""
-    from seqlane.local.control import LocalStackUnavailable, start_background, state_file
+    from seqlane.local.control import LocalStackUnavailable, inspect_background, start_background, state_file
 
+    _, stale = inspect_background()  # a stale state file is removed here, and said so
+    if stale is not None:
+        Console().print(f"removed the stale state file {stale.path} ({stale.reason})", highlight=False)
     try:
         stack, already = start_background(region=region, port=port)
     except LocalStackUnavailable as err:
