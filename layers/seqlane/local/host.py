@@ -255,8 +255,11 @@ class LocalHost:
     @staticmethod
     def _end_jobs(executor: LocalBatchExecutor) -> None:
         """Uninstall the executor (it waits for its running jobs) while terminating the job processes, so that
-        neither a running job nor one the pool starts meanwhile outlives the host."""
-        terminate = getattr(executor, "terminate", None)  # the executor's own way, where it has one
+        neither a running job nor one the pool starts meanwhile outlives the host. An executor with a `terminate()`
+        of its own (cancel the queue, end the running jobs) is asked first; /proc then catches what is left."""
+        terminate = getattr(executor, "terminate", None)
+        if terminate is not None:
+            terminate()
         uninstalled = threading.Event()
 
         def uninstall() -> None:
@@ -268,8 +271,6 @@ class LocalHost:
         threading.Thread(target=uninstall, name="local-batch-uninstall", daemon=True).start()
         signalled: dict[int, float] = {}
         while not uninstalled.wait(0.05):
-            if terminate is not None:
-                terminate()
             terminate_job_processes(signalled)
 
     @property
