@@ -249,7 +249,7 @@ def test_report_conflict_is_true_once_per_conflict(catalog):
     assert catalog.report_conflict(RUN, SAMPLE, "sheet:L002 R1") is True
 
 
-def test_held_sample_is_never_claimed_and_a_manifested_one_is_not_held(catalog):
+def test_hold_in_conflict_refuses_claims_until_released_and_never_holds_a_manifested_sample(catalog):
     # Given a sample held in CONFLICT
     assert catalog.hold_in_conflict(RUN, SAMPLE) is True
     # When a manifest is claimed for it (an invocation that read it before) / Then the claim is refused
