@@ -3,10 +3,12 @@ handlers, ASL and job runner (DRAGEN replaced by tests/fakes/dragen.py)."""
 
 import gzip
 import json
+import time
 
 import pytest
 
 from seqlane.local.pipeline import LocalPipeline
+from seqlane.local.rerun import failed_samples, rerun_failed
 from tests.conftest import REGION, ROOT
 
 pytestmark = pytest.mark.integration
@@ -80,14 +82,17 @@ def test_pipeline_records_failed_job_and_publishes_analysis_failed(pipeline, fak
     upload_run(pipeline, samples=("NA12878",), lanes=(1,))
     pipeline.run_until_idle()
 
-    # Then the execution failed, the sample is FAILED with the cause, and AnalysisFailed was published once
+    # Then the execution failed, the sample is FAILED with the runner's own reason (not Batch's "Essential container
+    # in task exited"), and AnalysisFailed was published once, though both the job's and the execution's
+    # status changes reached the catalog
     assert [e["status"] for e in pipeline.executions()] == ["FAILED"]
     record = pipeline.sample(RUN, "NA12878")
     assert record["status"] == "FAILED"
     assert record["exit_code"] == 7
+    assert record["failure_reason"].startswith("engine dragen exited with code 7")
     events = pipeline.seqlane_events()
     assert [e["detail-type"] for e in events] == ["AnalysisFailed"]
-    assert events[0]["detail"]["error"] == "States.TaskFailed"
+    assert events[0]["detail"]["cause"] == record["failure_reason"]
 
 
 def test_pipeline_starts_one_execution_when_uploads_repeat_and_reorder(pipeline):
@@ -104,3 +109,46 @@ def test_pipeline_starts_one_execution_when_uploads_repeat_and_reorder(pipeline)
     # Then exactly one execution ran, and one AnalysisSucceeded was published
     assert [e["status"] for e in pipeline.executions()] == ["SUCCEEDED"]
     assert [e["detail-type"] for e in pipeline.seqlane_events()] == ["AnalysisSucceeded"]
+
+
+def test_pipeline_stopped_execution_ends_aborted_not_stuck(pipeline, monkeypatch):
+    # Given a job that runs for a while
+    monkeypatch.setenv("FAKE_DRAGEN_SECONDS", "4")
+    upload_run(pipeline, samples=("NA12878",), lanes=(1,))
+    deadline = time.monotonic() + 60
+    while not pipeline.executions() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (execution,) = pipeline.executions()
+
+    # When an operator stops its execution
+    pipeline.client.sfn.stop_execution(executionArn=execution["executionArn"], cause="operator stop")
+    pipeline.run_until_idle()
+
+    # Then the sample is ABORTED (Step Functions' own status change reached the catalog), announced once, and the
+    # job that still finished afterwards changed nothing
+    record = pipeline.sample(RUN, "NA12878")
+    assert record["status"] == "ABORTED"
+    assert [(e["detail-type"], e["detail"]["status"]) for e in pipeline.seqlane_events()] == [
+        ("AnalysisFailed", "ABORTED")
+    ]
+
+
+def test_pipeline_failed_sample_runs_again_as_attempt_two(pipeline, fake_dragen_exit):
+    # Given a sample whose analysis failed
+    fake_dragen_exit(7)
+    upload_run(pipeline, samples=("NA12878",), lanes=(1,))
+    pipeline.run_until_idle()
+    assert pipeline.sample(RUN, "NA12878")["status"] == "FAILED"
+
+    # When the cause is fixed and the sample is run again (as `seqlane local run` does on the same folder)
+    fake_dragen_exit(0)
+    before = failed_samples(pipeline.catalog_items(RUN))
+    (outcome,) = rerun_failed(pipeline.client, RUN, before)
+    pipeline.run_until_idle()
+
+    # Then attempt 2 of the same version ran under its own execution and SUCCEEDED, attempt 1 kept as history
+    record = pipeline.sample(RUN, "NA12878")
+    assert (record["status"], record["attempt"], outcome.previous_status) == ("SUCCEEDED", 2, "FAILED")
+    assert sorted(e["status"] for e in pipeline.executions()) == ["FAILED", "SUCCEEDED"]
+    assert [e["detail-type"] for e in pipeline.seqlane_events()] == ["AnalysisFailed", "AnalysisSucceeded"]
+    assert "/1/" in record["result_uri"] and record["previous_attempts"][0]["attempt"] == 1
