@@ -282,3 +282,14 @@ def test_samples_of_run_records_of_a_sample_name_are_not_samples(catalog):
     catalog.declare_sample(RUN, "A1", frozenset({1}), True, None)
     # Then only the declared one is a sample
     assert [r.sample_id for r in catalog.samples_of_run(RUN) if is_sample(r)] == ["A1"]
+
+
+def test_drop_keys_never_puts_a_listed_claim_without_its_event_in_the_slot(catalog):
+    # Given L001 R1 held by one key, and a second key known only from the marker's listing
+    catalog.record_fastq(RUN, SAMPLE, fastq(1, 1), "0001")
+    catalog.record_listed_claims(RUN, SAMPLE, (1, 1, 1), {fastq(1, 1).key, other(1, 1).key})
+    # When the holder is deleted (dropped)
+    sample = catalog.drop_keys(RUN, SAMPLE, {fastq(1, 1).key})
+    # Then the slot waits for the other key's own event (size and ETag), which then takes it
+    assert sample.files == {} and sample.slot_claims == {}
+    assert catalog.record_fastq(RUN, SAMPLE, other(1, 1), "0002").files == {(1, 1, 1): other(1, 1)}

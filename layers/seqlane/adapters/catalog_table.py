@@ -265,10 +265,12 @@ def _settle_slot(
     else:
         update.conditions.append(f"attribute_not_exists({slot_name})")
     remaining = {key: value for key, value in claimants.items() if key not in keys}
-    if remaining and (holder is None or holder["key"] not in remaining):
+    # A claim only listed (its event not handled yet: no size or ETag) never takes the slot; its event will.
+    known = {key: value for key, value in remaining.items() if value.get("ordering")}
+    if known and (holder is None or holder["key"] not in remaining):
         update.sets.append(f"{slot_name} = :v{number}")
-        update.values[f":v{number}"] = remaining[min(remaining)]
-    elif not remaining:
+        update.values[f":v{number}"] = known[min(known)]
+    elif not known and holder is not None:
         update.removes.append(slot_name)
     for index, (key, claim) in enumerate(sorted(claims.items())):
         if key in keys or len(remaining) < 2:
@@ -278,7 +280,7 @@ def _settle_slot(
         update.settled.add(f"slot:{_label(slot)}")
     if holder is not None and holder["key"] in keys:
         update.settled.add(f"sheet:{_label(slot)}")
-    return 1 if remaining else 0
+    return 1 if known else 0
 
 
 def _label(slot: Slot) -> str:
