@@ -4,6 +4,9 @@ A message that fails for a transient reason is reported back to SQS alone (parti
 dead-lettered. A message that can never succeed is rejected once: logged with its reason, counted in the
 MessageRejected metric, and not retried. That is a body that is not JSON or not a complete S3 upload event, an
 upload from another region's bucket, or a key the catalog cannot hold.
+
+The same queue carries the function's own work messages (seqlane.closing): a completion marker or a sample sheet
+starts work that would grow with the run, split into messages of bounded work.
 """
 
 import json
@@ -23,6 +26,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     from seqlane.adapters.factory import ingest_service
+    from seqlane.closing import UnusableWork, is_work
     from seqlane.ingest import UnusableUpload, WrongRegion
     from seqlane.settings import IngestSettings
     from seqlane.uploads import UnsupportedEvent, uploads_from_message
@@ -37,7 +41,16 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
 
     def handle_record(record: SQSRecord) -> None:
         try:
-            uploads = uploads_from_message(json.loads(record.body))
+            message = json.loads(record.body)
+            if is_work(message):  # a bounded part of closing a run or reading a sheet, sent by this function
+                try:
+                    outcome = service.handle_work(message)
+                except UnusableWork as error:
+                    return reject(record, str(error))
+                metrics.add_metric(name="WorkDone", unit=MetricUnit.Count, value=1)
+                logger.info("work done", kind=outcome.detail, run_id=outcome.run_id, started=len(outcome.started))
+                return None
+            uploads = uploads_from_message(message)
         except json.JSONDecodeError as error:
             return reject(record, f"message body is not JSON ({error})")
         except UnsupportedEvent as error:

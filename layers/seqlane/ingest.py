@@ -12,10 +12,23 @@ conflict is held, nothing starts for it, and one `SampleConflict` event names th
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import asdict, dataclass
+import threading
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
+from seqlane.closing import (
+    ADVANCE_PAGE,
+    ADVANCE_RUN,
+    ADVANCE_SAMPLE,
+    CLOSE_RUN,
+    DECLARE_CHUNK,
+    DECLARE_SAMPLES,
+    LIST_PAGE,
+    WORK,
+    work_kind,
+)
 from seqlane.completion import Conflict, conflicts, is_ready, is_sample, missing_reads, sample_keys
 from seqlane.manifest import FastqFile, Manifest, Route
 from seqlane.naming import (
@@ -36,6 +49,7 @@ from seqlane.ports import (
     SampleRecord,
     SampleStatus,
     Slot,
+    WorkQueue,
 )
 from seqlane.samplesheet import SampleSheetError, not_utf8, parse_sample_sheet
 from seqlane.uploads import UploadedObject
@@ -57,6 +71,7 @@ class Disposition(StrEnum):
     SHEET_READ = "SHEET_READ"
     SHEET_REJECTED = "SHEET_REJECTED"
     CONFLICT = "CONFLICT"  # the sample is held: two keys claim one slot, or the sheet does not declare the file
+    WORK_DONE = "WORK_DONE"  # one bounded part of closing a run or reading a sheet (seqlane.closing)
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,14 @@ def _owner_folder(kind: FastqKey) -> str | None:
     return folder if folder and folder != kind.name.sample_id else None
 
 
+def _may_need_settling(record: SampleRecord) -> bool:
+    """A sample that started and holds no conflict, with no file in a folder the sheet gave another sample, has
+    nothing to settle (the common case after a marker or sheet); any other may."""
+    if record.started and record.status is not SampleStatus.CONFLICT and not conflicts(record):
+        return any(_folder_of_key(key) in record.folder_owners for key in sample_keys(record))
+    return True
+
+
 def _folder_of_key(key: str) -> str | None:
     kind = classify_key(key)
     return _owner_folder(kind) if isinstance(kind, FastqKey) else None
@@ -115,6 +138,8 @@ class IngestService:
     dragen_version: str
     reference_uri: str
     modality: str = "germline-wgs"
+    work: WorkQueue | None = None  # ingest's own queue; None: work a marker or sheet starts is done in-process
+    _local: threading.local = field(default_factory=threading.local, init=False, repr=False, compare=False)
 
     def handle(self, upload: UploadedObject) -> Outcome:
         if upload.region != self.region:
@@ -210,8 +235,97 @@ class IngestService:
             self.events.publish(SAMPLE_SHEET_REJECTED, detail)
             logger.warning("sample sheet rejected", run_id=run_id, key=key, error=problem)
             return Outcome(Disposition.SHEET_REJECTED, key, run_id, detail=problem)
+        # Declaring 10,000 samples is more than one invocation should do: chunks of DECLARE_CHUNK, one after the
+        # other (each reads the sheet again), then the sheet is recorded and the run settled (seqlane.closing).
+        started = self._dispatch([{WORK: DECLARE_SAMPLES, "run_id": run_id, "key": key, "offset": 0}])
+        logger.info("sample sheet read", run_id=run_id, key=key, samples=len(sheet.samples), started=len(started))
+        return Outcome(Disposition.SHEET_READ, key, run_id, started=tuple(started))
+
+    def _close_run(self, run_id: str, marker_key: str) -> Outcome:
+        # The marker is written after the run's files, but its event may be handled first: the run folder's
+        # listing (once per run, strongly consistent) says which reads each sample must still wait for. It is
+        # read a page at a time, each page in its own invocation (seqlane.closing).
+        started = self._dispatch([{WORK: CLOSE_RUN, "run_id": run_id, "key": marker_key, "token": None}])
+        logger.info("run closing", run_id=run_id, marker=marker_key, started=len(started))
+        return Outcome(Disposition.RUN_CLOSED, marker_key, run_id, started=tuple(started))
+
+    # ---- work split into bounded messages (seqlane.closing)
+    def handle_work(self, message: dict[str, Any]) -> Outcome:
+        """One message of the work a marker or a sheet started; what it started is in `started`."""
+        kind = work_kind(message)
+        started = self._dispatch([message]) if self.work is None else self._run_work(message)
+        key = str(message.get("key", ""))
+        return Outcome(Disposition.WORK_DONE, key, message["run_id"], detail=kind, started=tuple(started))
+
+    def _dispatch(self, messages: list[dict[str, Any]]) -> list[str]:
+        """Send work to ingest's own queue; without one (seqlane plan, tests) do it here, in the order it would
+        be sent. Returns the executions started here."""
+        if not messages:
+            return []
+        if self.work is not None:
+            self.work.send(messages)
+            return []
+        pending = getattr(self._local, "pending", None)
+        if pending is not None:  # inside the loop below: queued behind the message being done
+            pending.extend(messages)
+            return []
+        self._local.pending = pending = deque(messages)
+        started: list[str] = []
+        try:
+            while pending:
+                started += self._run_work(pending.popleft())
+        finally:
+            self._local.pending = None
+        return started
+
+    def _run_work(self, message: dict[str, Any]) -> list[str]:
+        kind = work_kind(message)
+        run_id = message["run_id"]
+        if kind == CLOSE_RUN:
+            return self._close_run_page(run_id, message["key"], message.get("token"))
+        if kind == DECLARE_SAMPLES:
+            return self._declare_chunk(run_id, message["key"], int(message.get("offset", 0)))
+        if kind == ADVANCE_RUN:
+            return self._advance_run_page(run_id, message["key"], message.get("start"), bool(message.get("marker")))
+        return self._settle_sample(run_id, message["sample_id"], message["key"], bool(message.get("marker")))
+
+    def _close_run_page(self, run_id: str, marker_key: str, token: str | None) -> list[str]:
+        keys, next_token = self.store.list_page(self.ingest_bucket, f"{run_id}/", token, LIST_PAGE)
+        owners: dict[str, frozenset[str]] = {}  # a Sample_Name's v1 `<Sample_ID>/` folders, read when needed
+        listed: dict[str, dict[Slot, set[str]]] = defaultdict(lambda: defaultdict(set))
+        for key in keys:
+            kind = classify_key(key)
+            if not isinstance(kind, FastqKey):
+                continue
+            name, folder = kind.name, _owner_folder(kind)
+            sample_id = name.sample_id
+            if folder is not None:
+                if sample_id not in owners:
+                    owners[sample_id] = self.catalog.sample(run_id, sample_id).folder_owners
+                if folder in owners[sample_id]:
+                    sample_id = folder
+            listed[sample_id][(name.lane or 1, name.read_number, name.segment)].add(key)
+        # Each listed key is a claim on its slot, so two keys for one slot are a conflict even when they are
+        # listed on different pages, and before both their events are handled.
+        for sample_id, slots in listed.items():
+            self.catalog.record_listing(run_id, sample_id, {slot: frozenset(found) for slot, found in slots.items()})
+        if next_token is not None:
+            return self._dispatch([{WORK: CLOSE_RUN, "run_id": run_id, "key": marker_key, "token": next_token}])
+        # Expectations first, completion second, then a fresh read of every sample: a file recorded concurrently
+        # is seen either there or by its own handler (which then finds the run complete).
+        self.catalog.mark_run_complete(run_id, marker_key)
+        logger.info("run closed", run_id=run_id, marker=marker_key)
+        return self._dispatch([{WORK: ADVANCE_RUN, "run_id": run_id, "key": marker_key, "start": None, "marker": True}])
+
+    def _declare_chunk(self, run_id: str, key: str, offset: int) -> list[str]:
+        try:
+            sheet = parse_sample_sheet(self.store.get_text(self.ingest_bucket, key), name=key)
+        except (SampleSheetError, UnicodeDecodeError) as error:  # replaced since: its own event decides
+            logger.warning("sample sheet changed while it was being declared", run_id=run_id, key=key, error=str(error))
+            return []
+        chunk = sheet.samples[offset : offset + DECLARE_CHUNK]
         owners: dict[str, set[str]] = defaultdict(set)
-        for declared in sheet.samples:
+        for declared in chunk:
             self.catalog.declare_sample(
                 run_id,
                 declared.sample_id,
@@ -223,79 +337,65 @@ class IngestService:
                 owners[declared.file_name].add(declared.sample_id)
         for file_name, sample_ids in owners.items():  # before the files already recorded are moved
             self.catalog.add_folder_owners(run_id, file_name, sample_ids)
-        # Declarations first, the sheet second, then a fresh read: as for the completion marker.
-        self.catalog.record_sample_sheet(run_id, key, None)
-        if owners:
-            self._reattribute(run_id)
-        started = self._settle_run(run_id, key)
-        logger.info("sample sheet read", run_id=run_id, key=key, samples=len(sheet.samples), started=len(started))
-        return Outcome(Disposition.SHEET_READ, key, run_id, started=tuple(started))
+        settle = sorted({d.sample_id for d in chunk} | set(owners))
+        messages = [{WORK: ADVANCE_SAMPLE, "run_id": run_id, "key": key, "sample_id": sample} for sample in settle]
+        if offset + DECLARE_CHUNK < len(sheet.samples):
+            messages.append({WORK: DECLARE_SAMPLES, "run_id": run_id, "key": key, "offset": offset + DECLARE_CHUNK})
+        else:
+            # Declarations first, the sheet second, then a fresh read of every sample: as for the marker.
+            self.catalog.record_sample_sheet(run_id, key, None)
+            messages.append({WORK: ADVANCE_RUN, "run_id": run_id, "key": key, "start": None, "marker": False})
+        return self._dispatch(messages)
 
-    def _reattribute(self, run_id: str) -> None:
-        """Files recorded under a Sample_Name before the sheet said that, in `<Sample_ID>/`, they are that sample's."""
-        for record in self.catalog.samples_of_run(run_id):
-            moving: dict[str, set[str]] = defaultdict(set)
-            for key in sample_keys(record):
-                folder = _folder_of_key(key)
-                if folder in record.folder_owners:
-                    moving[folder].add(key)
-            for owner, keys in sorted(moving.items()):
-                self.catalog.move_files(run_id, record.sample_id, owner, keys)
+    def _advance_run_page(self, run_id: str, key: str, start: str | None, marker: bool) -> list[str]:
+        """One page of the run's samples: each that may have something to do gets its own message."""
+        records, next_start = self.catalog.samples_page(run_id, start, ADVANCE_PAGE)
+        messages = [
+            {WORK: ADVANCE_SAMPLE, "run_id": run_id, "key": key, "sample_id": record.sample_id, "marker": marker}
+            for record in records
+            if _may_need_settling(record)
+        ]
+        if next_start is not None:
+            messages.append({WORK: ADVANCE_RUN, "run_id": run_id, "key": key, "start": next_start, "marker": marker})
+        return self._dispatch(messages)
 
-    def _close_run(self, run_id: str, marker_key: str) -> Outcome:
-        # The marker is written after the run's files, but its event may be handled first: the run folder's
-        # listing (once per run, strongly consistent) says which reads each sample must still wait for.
-        records = {record.sample_id: record for record in self.catalog.samples_of_run(run_id)}
-        listing = self.store.list_keys(self.ingest_bucket, f"{run_id}/")
-        expected: dict[str, set[Slot]] = defaultdict(set)
-        listed: dict[tuple[str, Slot], set[str]] = defaultdict(set)
-        for key in listing:
-            kind = classify_key(key)
-            if isinstance(kind, FastqKey):
-                name, folder = kind.name, _owner_folder(kind)
-                owners = records[name.sample_id].folder_owners if name.sample_id in records else frozenset()
-                sample_id = folder if folder in owners else name.sample_id
-                slot = (name.lane or 1, name.read_number, name.segment)
-                expected[sample_id].add(slot)
-                listed[(sample_id, slot)].add(key)
-        # Two keys listed for one slot: the sample is in conflict even before both their events are handled.
-        for (sample_id, slot), keys in listed.items():
-            if len(keys) > 1:
-                self.catalog.record_listed_claims(run_id, sample_id, slot, keys)
-        # A conflict holds until the lab deletes the extra files and sends the marker again: files of a sample in
-        # conflict that the listing no longer has are forgotten.
-        present = set(listing)
-        for record in records.values():
-            gone = sample_keys(record) - present
-            if gone and conflicts(record):
-                self.catalog.drop_keys(run_id, record.sample_id, gone)
-        for sample_id, slots in expected.items():
-            self.catalog.expect_reads(run_id, sample_id, slots)
-        # Expectations first, completion second, then a fresh read: a file recorded concurrently is seen either
-        # here or by its own handler (which then finds the run complete).
-        self.catalog.mark_run_complete(run_id, marker_key)
-        started = self._settle_run(run_id, marker_key)
-        logger.info("run closed", run_id=run_id, marker=marker_key, started=len(started))
-        return Outcome(Disposition.RUN_CLOSED, marker_key, run_id, started=tuple(started))
-
-    def _settle_run(self, run_id: str, key: str) -> list[str]:
-        """After a sheet or marker: each sample in conflict is held and announced, each other ready one advanced."""
-        run = self.catalog.run_state(run_id)
-        started = []
-        for record in self.catalog.samples_of_run(run_id):
-            if not is_sample(record):
-                continue
-            sample, found = record, conflicts(record)
-            if found:
-                self._hold(sample, found, key)
-                continue
-            if sample.status is SampleStatus.CONFLICT:  # its conflict is gone: the sample may start again
-                self.catalog.release_conflict(run_id, sample.sample_id)
-                sample = self.catalog.sample(run_id, sample.sample_id)
-            if is_ready(sample, run):
-                outcome = self._advance(sample, key)
-                if outcome.disposition in (Disposition.STARTED, Disposition.REUPLOADED):
-                    started.extend(outcome.started)
+    def _settle_sample(self, run_id: str, sample_id: str, key: str, marker: bool) -> list[str]:
+        """After a sheet or marker, one sample: files the sheet says are another sample's are moved there; a
+        conflict is held and announced, a resolved one released; a ready sample is advanced."""
+        record = self.catalog.sample(run_id, sample_id)
+        moving: dict[str, set[str]] = defaultdict(set)
+        for file_key in sample_keys(record):
+            folder = _folder_of_key(file_key)
+            if folder in record.folder_owners:
+                moving[folder].add(file_key)
+        for owner, keys in sorted(moving.items()):
+            self.catalog.move_files(run_id, record.sample_id, owner, keys)
+        if moving:
+            record = self.catalog.sample(run_id, sample_id)
+            owners = [{WORK: ADVANCE_SAMPLE, "run_id": run_id, "key": key, "sample_id": o} for o in sorted(moving)]
+            started = self._dispatch(owners)
+        else:
+            started = []
+        if not is_sample(record):
+            return started
+        found = conflicts(record)
+        if found and marker:
+            # A conflict holds until the lab deletes the extra files and sends the marker again: files of a sample
+            # in conflict that the run folder no longer has are forgotten.
+            gone = {k for k in sample_keys(record) if not self.store.exists(self.ingest_bucket, k)}
+            if gone:
+                record = self.catalog.drop_keys(run_id, record.sample_id, gone)
+                found = conflicts(record)
+        if found:
+            self._hold(record, found, key)
+            return started
+        if record.status is SampleStatus.CONFLICT:  # its conflict is gone: the sample may start again
+            self.catalog.release_conflict(run_id, record.sample_id)
+            record = self.catalog.sample(run_id, record.sample_id)
+        if is_ready(record, self.catalog.run_state(run_id)):
+            outcome = self._advance(record, key)
+            if outcome.disposition in (Disposition.STARTED, Disposition.REUPLOADED):
+                started.extend(outcome.started)
         return started
 
     def _advance(self, sample: SampleRecord, key: str) -> Outcome:
@@ -337,17 +437,8 @@ class IngestService:
                 return Outcome(Disposition.WAITING, key, sample.run_id, sample.sample_id, "sample version moved on")
         self.store.put_text(self.results_bucket, manifest.fastq_list_key, manifest.fastq_list_csv(), "text/csv")
         self.store.put_text(self.results_bucket, manifest.manifest_key, manifest.to_json(), "application/json")
-        self.orchestrator.start_analysis(
-            manifest.execution_name,
-            {
-                "run_id": manifest.run_id,
-                "sample_id": manifest.sample_id,
-                "version": manifest.version,
-                "manifest_uri": manifest.manifest_uri,
-                "route": asdict(manifest.route),
-                "attempt": 1,  # a failed analysis run again is started by seqlane.attempts with its number
-            },
-        )
+        # Attempt 1 of a version; a failed analysis run again is started by seqlane.attempts with its number.
+        self.orchestrator.start_analysis(manifest.execution_name, manifest.execution_input(1))
         # Starting is idempotent (same name and input), so a redelivered event may start "again": the catalog
         # decides which invocation reports the start.
         first = self.catalog.mark_execution_started(sample.run_id, sample.sample_id, manifest.version)

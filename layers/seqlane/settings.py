@@ -44,6 +44,8 @@ class IngestSettings(_Settings):
     reference_uri: str = Field(alias="REFERENCE_URI", pattern=r"^s3://[^/]+/.+")
     modality: str = Field(default="germline-wgs", alias="SEQLANE_DEFAULT_MODALITY")
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
+    # Its own queue: closing a run and reading a sheet are split into messages of bounded work sent there.
+    ingest_queue_url: str = Field(alias="INGEST_QUEUE_URL", pattern=r"^https?://\S+/\d+/\S+$")
 
     @field_validator("state_machine_arn")
     @classmethod

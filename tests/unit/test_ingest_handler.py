@@ -82,7 +82,9 @@ def handler(aws_credentials, monkeypatch):
             definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}),
             roleArn="arn:aws:iam::123456789012:role/x",
         )["stateMachineArn"]
+        queue_url = boto3.client("sqs", region_name=REGION).create_queue(QueueName="seqlane-ingest")["QueueUrl"]
         for name, value in {
+            "INGEST_QUEUE_URL": queue_url,
             "SEQLANE_REGION": REGION,
             "CATALOG_TABLE": TABLE,
             "RESULTS_BUCKET": RESULTS,
@@ -144,6 +146,54 @@ def test_handler_rejects_poison_messages_once(handler, caplog):
     assert "not a complete S3 upload event" in reasons[0] and "not a complete S3 upload event" in reasons[1]
     assert "bytes of UTF-8" in reasons[2]
     assert "us-east-1" in reasons[3]
+
+
+def queued_work() -> list[str]:
+    """The bodies of the work messages the handler sent to its own queue (drained)."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.get_queue_url(QueueName="seqlane-ingest")["QueueUrl"]
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        bodies += [m["Body"] for m in messages]
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        )
+    return bodies
+
+
+def test_handler_closes_a_run_through_its_own_queue_one_bounded_step_per_message(handler):
+    # Given both reads of a sample recorded, and the run's completion marker in the bucket
+    records = [sqs_record(EVENTBRIDGE), sqs_record(NOTIFICATION)]
+    assert handler({"Records": records}, FakeLambdaContext()) == {"batchItemFailures": []}
+    s3 = boto3.client("s3", region_name=REGION)
+    for key in (f"{RUN}/NA12878_S1_L001_R1_001.fastq.gz", f"{RUN}/NA12878_S1_L001_R2_001.fastq.gz"):
+        s3.put_object(Bucket=INGEST, Key=key, Body=b"@r\nA\n+\nF\n")
+    marker = json.loads(EVENTBRIDGE)
+    marker["detail"]["object"] |= {"key": f"{RUN}/CopyComplete.txt", "size": 0}
+
+    # When the marker's event is handled, and then each work message it leads to, as SQS would deliver them
+    handler({"Records": [sqs_record(json.dumps(marker))]}, FakeLambdaContext())
+    kinds, steps = [], 0
+    while bodies := queued_work():
+        kinds += [json.loads(body)["seqlane_work"] for body in bodies]
+        assert handler({"Records": [sqs_record(b) for b in bodies]}, FakeLambdaContext()) == {"batchItemFailures": []}
+        steps += 1
+        assert steps < 10
+
+    # Then the run was listed, its samples looked at, and the sample started: one step per message
+    assert kinds == ["close-run", "advance-run", "advance-sample"]
+    item = boto3.client("dynamodb", region_name=REGION).get_item(
+        TableName=TABLE, Key={"pk": {"S": f"RUN#{RUN}"}, "sk": {"S": "SAMPLE#NA12878"}}
+    )["Item"]
+    assert item["status"]["S"] == "MANIFESTED" and "execution_started_at" in item
+
+
+def test_handler_rejects_unusable_work_once(handler, caplog):
+    # Given a work message of an unknown kind, When it is handled, Then it is rejected once, not retried
+    body = json.dumps({"seqlane_work": "reticulate", "run_id": RUN})
+    assert handler({"Records": [sqs_record(body)]}, FakeLambdaContext()) == {"batchItemFailures": []}
+    (rejected,) = [r for r in caplog.records if r.getMessage() == "message rejected, not retried"]
+    assert "not a seqlane work message" in rejected.reason
 
 
 def test_handler_reports_transient_failure_for_retry(handler, monkeypatch):

@@ -40,6 +40,15 @@ class S3ObjectStore:
         keys = [obj["Key"] for obj in response.get("Contents", [])]
         return keys, response.get("NextContinuationToken") if response.get("IsTruncated") else None
 
+    def exists(self, bucket: str, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in _MISSING_CODES:
+                return False
+            raise
+        return True
+
     def get_text(self, bucket: str, key: str) -> str:
         return self.client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
 

@@ -168,6 +168,9 @@ def sample_from_item(item: dict[str, Any]) -> SampleRecord:
             files[(fastq.lane, fastq.read, fastq.segment)] = fastq
         elif name.startswith(_CLAIM_PREFIX):
             claims.setdefault(_claim_slot(name), {})[value["key"]] = _fastq(value)
+    # The marker's listing claims every listed key (seqlane.closing): a slot claimed only by its own file is no claim.
+    for slot in [slot for slot, found in claims.items() if slot in files and set(found) == {files[slot].key}]:
+        del claims[slot]
     return SampleRecord(
         run_id=item["pk"].removeprefix("RUN#"),
         sample_id=item["sk"].removeprefix("SAMPLE#"),
@@ -508,6 +511,43 @@ class DynamoCatalog:
             ExpressionAttributeValues=_values({":slots": {_slot(*slot) for slot in slots}}),
         )
 
+    def record_listing(self, run_id: str, sample_id: str, listed: dict[Slot, frozenset[str]]) -> None:
+        """One page of the marker's listing for one sample, in one write: the reads to wait for, and each listed
+        key as a claim on its slot (size and ETag unknown until its own event, which then takes precedence)."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":slots": {_slot(*slot) for slot in listed}}
+        sets = []
+        claims = [(slot, key) for slot, keys in sorted(listed.items()) for key in sorted(keys)]
+        for number, (slot, key) in enumerate(claims):
+            lane, read, segment = slot
+            names[f"#c{number}"] = _claim(slot, key)
+            value = {"key": key, "lane": lane, "read": read, "segment": segment, "size": 0, "etag": ""}
+            values[f":c{number}"] = value | {"ordering": "", "recorded_at": _now()}
+            sets.append(f"#c{number} = if_not_exists(#c{number}, :c{number})")
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=self._key(run_id, f"SAMPLE#{sample_id}"),
+            UpdateExpression=("SET " + ", ".join(sets) + " " if sets else "") + "ADD expected_slots :slots",
+            ExpressionAttributeValues=_values(values),
+            **({"ExpressionAttributeNames": names} if names else {}),
+        )
+
+    def samples_page(self, run_id: str, start: str | None, limit: int) -> tuple[list[SampleRecord], str | None]:
+        """At most `limit` sample items of the run, from after sort key `start`; and where the next page starts."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :sample)",
+            "ExpressionAttributeValues": _values({":pk": f"RUN#{run_id}", ":sample": "SAMPLE#"}),
+            "ConsistentRead": True,
+            "Limit": limit,
+        }
+        if start is not None:
+            request["ExclusiveStartKey"] = self._key(run_id, start)
+        response = self.client.query(**request)
+        records = [sample_from_item(_item(raw)) for raw in response["Items"]]
+        last = response.get("LastEvaluatedKey")
+        return records, _item(last)["sk"] if last else None
+
     def run_state(self, run_id: str) -> RunState:
         response = self.client.get_item(
             TableName=self.table_name,
@@ -577,9 +617,11 @@ class DynamoCatalog:
             sample_id,
             (version, manifest_uri, execution_name),
             condition="manifest_version = :old",
+            # The new version starts at attempt 1 and carries nothing of the old one's analyses.
             extra_set=", superseded_versions = list_append(if_not_exists(superseded_versions, :empty), :previous) "
-            "REMOVE execution_started_at, finished_at, exit_code, status_reason, failure_error, failure_cause",
+            f"REMOVE {', '.join(f'#a_{name}' for name in (*ATTEMPT_ATTRIBUTES, 'attempt', 'previous_attempts'))}",
             extra_values={":empty": [], ":previous": [previous], ":old": previous},
+            extra_names={f"#a_{name}": name for name in (*ATTEMPT_ATTRIBUTES, "attempt", "previous_attempts")},
         )
         return applied
 
@@ -592,6 +634,7 @@ class DynamoCatalog:
         condition: str,
         extra_set: str = "",
         extra_values: dict[str, Any] | None = None,
+        extra_names: dict[str, str] | None = None,
         returning_current: bool = False,
     ) -> tuple[bool, dict[str, Any]]:
         version, manifest_uri, execution_name = claim
@@ -603,7 +646,7 @@ class DynamoCatalog:
             UpdateExpression="SET manifest_version = :version, manifest_uri = :uri, execution_name = :name, "
             "#status = :manifested, manifested_at = :now" + extra_set,
             ConditionExpression=condition,
-            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeNames={"#status": "status", **(extra_names or {})},
             ExpressionAttributeValues=_values(
                 {
                     ":version": version,

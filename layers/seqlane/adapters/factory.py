@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from seqlane.adapters.aws import EventBridgePublisher, S3ObjectStore, StepFunctionsOrchestrator
+from seqlane.adapters.aws import EventBridgePublisher, S3ObjectStore, SqsWorkQueue, StepFunctionsOrchestrator
 from seqlane.adapters.catalog_table import DynamoCatalog
 from seqlane.catalog import CatalogService
 from seqlane.ingest import IngestService
@@ -35,6 +35,7 @@ def ingest_service(settings: IngestSettings) -> IngestService:
         dragen_version=settings.dragen_version,
         reference_uri=settings.reference_uri,
         modality=settings.modality,
+        work=SqsWorkQueue(settings.ingest_queue_url, _client("sqs", settings.region)),
     )
 
 
