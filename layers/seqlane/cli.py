@@ -24,7 +24,15 @@ local_app = typer.Typer(no_args_is_help=True, help="The pipeline on an embedded 
 app.add_typer(local_app, name="local")
 
 EXIT_BAD_INPUT = 2
-_STATE_STYLES = {"SUCCEEDED": "green", "FAILED": "red", "INCOMPLETE": "yellow"}
+_STATE_STYLES = {
+    "SUCCEEDED": "green",
+    "FAILED": "red",
+    "TIMED_OUT": "red",
+    "ABORTED": "red",
+    "CONFLICT": "bold red",
+    "INCOMPLETE": "yellow",
+    "RECEIVING": "yellow",
+}
 
 LocalOption = Annotated[
     bool, typer.Option("--local", help="Use the stack started by `seqlane local up` (default: a private one).")
@@ -111,10 +119,36 @@ class _ProgressView:
         table.add_column("Sample")
         table.add_column("State")
         for state in states:
-            table.add_row(state["sample_id"], f"[{_STATE_STYLES.get(state['state'], 'cyan')}]{state['state']}")
+            table.add_row(state["sample_id"], _styled(state["state"]))
         if not states:
             table.add_row("(uploading)", "")
         return table
+
+
+def _styled(status: str) -> str:
+    return f"[{_STATE_STYLES.get(status, 'cyan')}]{status}"
+
+
+def _accounting_line(accounting: dict[str, Any] | None) -> str | None:
+    """Where every uploaded file ended, in one line (and which ones ended nowhere)."""
+    if not accounting:
+        return None
+    line = (
+        f"Accounted for: {accounting['uploaded']} uploaded = {accounting['in_manifests']} in manifests + "
+        f"{accounting['ignored']} ignored + {accounting['in_conflict']} in conflict"
+    )
+    if not accounting["balanced"]:
+        unaccounted = accounting.get("unaccounted") or []
+        line = f"[red]{line}; unaccounted: {', '.join(unaccounted) or 'the counts do not add up'}"
+    return line
+
+
+def _rerun_lines(reruns: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"Re-analysed {rerun['sample_id']} as attempt {rerun['attempt']} (its last analysis was "
+        f"{rerun['previous_status']}: {rerun['previous_reason'] or 'no reason recorded'})"
+        for rerun in reruns
+    ]
 
 
 def _summary_table(summary: dict[str, Any]) -> Table:
@@ -129,7 +163,7 @@ def _summary_table(summary: dict[str, Any]) -> Table:
         mapped = metrics.get("mapped_reads_pct")
         table.add_row(
             sample["sample_id"],
-            f"[{_STATE_STYLES[sample['status']]}]{sample['status']}",
+            _styled(sample["status"]),
             sample.get("engine") or "",
             str(metrics.get("total_input_reads", "")),
             f"{mapped:.2f}" if isinstance(mapped, int | float) else "",
@@ -145,6 +179,11 @@ def _report(summary: dict[str, Any], as_json: bool, console: Console) -> None:
         print(json.dumps(summary, indent=2))  # plain, so it can be piped whether or not stdout is a terminal
         return
     console.print(_summary_table(summary))
+    accounting = _accounting_line(summary.get("accounting"))
+    if accounting:
+        console.print(accounting, highlight=False)
+    for line in _rerun_lines(summary.get("rerun") or []):
+        console.print(line, highlight=False)
     if summary.get("concordance"):
         c = summary["concordance"]
         console.print(
@@ -254,17 +293,22 @@ def plan(
         print(json.dumps(result, indent=2))
         return
     table = Table(title=f"Plan for run {result['run_id']}", title_justify="left")
-    for column in ("Sample", "Modality", "Complete", "Lanes", "Missing"):
+    for column in ("Sample", "Status", "Modality", "Complete", "Lanes", "Missing", "Conflict"):
         table.add_column(column, overflow="fold")
     for sample in result["samples"]:
         table.add_row(
             sample["sample_id"],
+            _styled(sample.get("status") or ""),
             sample["modality"],
             "[green]yes" if sample["complete"] else "[yellow]no",
             ", ".join(row["Lane"] for row in sample["fastq_list"]),
             "; ".join(sample["missing"]),
+            "; ".join(f"{c['reason']}: {', '.join(c['keys'])}" for c in sample.get("conflicts") or []),
         )
     console.print(table)
+    accounting = _accounting_line(result.get("accounting"))
+    if accounting:
+        console.print(accounting, highlight=False)
     sheet = result["sample_sheet"]
     if sheet["error"]:
         console.print(f"[red]Sample sheet rejected: {sheet['error']}", highlight=False)

@@ -1,6 +1,7 @@
 """The `seqlane` command as a user runs it: a fresh process, the embedded AWS, the real template, handlers, ASL,
 runner and CPU engine. Nothing is faked."""
 
+import gzip
 import json
 import os
 import signal
@@ -359,3 +360,97 @@ def test_cli_local_run_keeps_url_special_characters_in_run_folder_and_file_names
     assert sample["status"] == "SUCCEEDED", sample
     assert "/manifests/241121 run+1% é/S1/" in sample["manifest_uri"]
     assert summary["ignored"] == [{"key": "241121 run+1% é/notes & QC=1?#2 é+%20.txt", "reason": ANY}]
+
+
+def _truncate_mate(path: Path, keep_reads: int) -> None:
+    """Rewrite a gzipped FASTQ with only its first `keep_reads` records (a mate file cut short)."""
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines(keepends=True)
+    path.write_bytes(gzip.compress("".join(lines[: 4 * keep_reads]).encode(), mtime=0))
+
+
+def _break_crc(path: Path) -> None:
+    """Flip a bit of the gzip trailer's CRC32: every byte inflates, the check at the end fails."""
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_cli_local_run_fails_each_faulty_sample_naming_its_file_and_exits_one(cli_env, tmp_path):
+    # Given a run folder of five samples on one lane: one good, and one per fault (R2 cut short, a bad gzip CRC, a
+    # zero-byte R1, and two files claiming one slot under two S-numbers)
+    samples = ("Good", "Truncated", "Corrupt", "Empty", "Clash")
+    dataset = generate(tmp_path / "data", seed=19, samples=samples, lanes=(1,), genome_length=4000)
+    _truncate_mate(dataset.fastq("Truncated", 1, 2), keep_reads=dataset.read_pairs_per_lane - 7)
+    _break_crc(dataset.fastq("Corrupt", 1, 1))
+    dataset.fastq("Empty", 1, 1).write_bytes(b"")
+    second_claim = dataset.run_dir / "Clash_S9_L001_R1_001.fastq.gz"
+    second_claim.write_bytes(dataset.fastq("Clash", 1, 1).read_bytes())
+
+    def key(path: Path) -> str:
+        return f"{dataset.run_id}/{path.name}"
+
+    # When the user runs it
+    result = seqlane(cli_env, "local", "run", dataset.run_dir, "--reference", dataset.reference_fasta, "--json")
+
+    # Then it exits 1, and every faulty sample ended FAILED or CONFLICT with a cause that names its file
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout)
+    by_id = {s["sample_id"]: s for s in summary["samples"]}
+    assert by_id["Good"]["status"] == "SUCCEEDED", by_id["Good"]
+    expected = {
+        "Truncated": ("FAILED", [key(dataset.fastq("Truncated", 1, 2)), "R2 has"]),
+        "Corrupt": ("FAILED", [key(dataset.fastq("Corrupt", 1, 1))]),
+        "Empty": ("FAILED", [key(dataset.fastq("Empty", 1, 1)), "empty file"]),
+        "Clash": ("CONFLICT", [key(dataset.fastq("Clash", 1, 1)), key(second_claim)]),
+    }
+    for sample_id, (status, named) in expected.items():
+        sample = by_id[sample_id]
+        assert sample["status"] == status, sample
+        assert all(text in sample["error"] for text in named), sample
+    # And every uploaded file is accounted for (in a manifest, ignored, or in conflict), and nothing was re-analysed
+    assert summary["accounting"]["balanced"] is True, summary["accounting"]
+    assert summary["accounting"]["in_conflict"] == 2
+    assert summary["rerun"] == []
+
+
+def test_cli_local_run_again_reanalyses_the_failed_sample_and_runs_the_fixed_file_as_a_new_version(cli_env, tmp_path):
+    # Given a background stack, and a run whose reference has no sequence (the engine fails) and whose sample
+    # "Cut" has an R2 cut short
+    up = seqlane(cli_env, "local", "up", timeout=120)
+    assert up.returncode == 0, up.stderr
+    try:
+        dataset = generate(tmp_path / "data", seed=23, samples=("Ref", "Cut"), lanes=(1,), genome_length=4000)
+        cut = dataset.fastq("Cut", 1, 2)
+        whole = cut.read_bytes()
+        _truncate_mate(cut, keep_reads=dataset.read_pairs_per_lane - 3)
+        empty_reference = tmp_path / "empty.fa"
+        empty_reference.write_text(">chr1\n")
+        first = seqlane(cli_env, "local", "run", dataset.run_dir, "--reference", empty_reference, "--local", "--json")
+        assert first.returncode == 1, first.stderr
+        failed = {s["sample_id"]: s for s in json.loads(first.stdout)["samples"]}
+        assert failed["Ref"]["status"] == failed["Cut"]["status"] == "FAILED", failed
+        assert "R2 has" in failed["Cut"]["error"]
+
+        # When the reference is fixed, the cut file is uploaded whole, and the same folder is run again
+        cut.write_bytes(whole)
+        again = seqlane(
+            cli_env, "local", "run", dataset.run_dir, "--reference", dataset.reference_fasta, "--local", "--json"
+        )
+        tables = seqlane(cli_env, "local", "run", dataset.run_dir, "--local")
+    finally:
+        down = seqlane(cli_env, "local", "down", timeout=90)
+    assert down.returncode == 0, down.stderr
+
+    # Then both samples succeeded: the unchanged one re-analysed as attempt 2, the fixed one as its new version
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert [(s["sample_id"], s["status"]) for s in summary["samples"]] == [("Cut", "SUCCEEDED"), ("Ref", "SUCCEEDED")]
+    [rerun] = summary["rerun"]
+    assert (rerun["sample_id"], rerun["attempt"], rerun["previous_status"]) == ("Ref", 2, "FAILED")
+    assert rerun["previous_reason"] and rerun["previous_reason"] in failed["Ref"]["error"]
+    assert failed["Cut"]["manifest_uri"] != summary["samples"][0]["manifest_uri"]
+    assert summary["accounting"]["balanced"] is True
+    # And a third run finds nothing failed: it re-analyses nothing, and says where every file went
+    assert tables.returncode == 0, tables.stderr
+    assert "Re-analysed" not in tables.stdout
+    assert "Accounted for: 4 uploaded = 4 in manifests + 0 ignored + 0 in conflict" in tables.stdout

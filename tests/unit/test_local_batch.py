@@ -1,15 +1,22 @@
-"""The local Batch executor's pure helpers: a job's command and environment, its engine, and running it."""
+"""The local Batch executor: a job's command and environment, its engine, running it, and ending its jobs."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from moto.batch_simple.models import BatchSimpleBackend
 
+from seqlane.local import batch
 from seqlane.local.batch import (
+    EXECUTOR_STOPPED,
+    LocalBatchExecutor,
     LocalJob,
     container_command,
     container_environment,
@@ -231,3 +238,163 @@ def test_local_engine_environment_prefers_path_dragen_over_missing_dragen_bin(tm
 
     # Then it finds the one on PATH, and hands it to the runner as DRAGEN_BIN
     assert chosen == {"SEQLANE_ENGINE": "dragen", "DRAGEN_BIN": str(dragen)}
+
+
+def test_subprocess_runner_tells_on_start_its_process_in_a_session_of_its_own(tmp_path):
+    # Given a job that reports its own process group
+    seen = []
+    job = LocalJob(
+        "job-1",
+        [sys.executable, "-c", "import os; print(os.getpgid(0))"],
+        dict(os.environ),
+        tmp_path / "logs" / "j.log",
+        on_start=seen.append,
+    )
+
+    # When it runs
+    code = subprocess_runner(job)
+
+    # Then on_start got its process, which led a process group of its own
+    assert code == 0
+    [process] = seen
+    assert int(job.log_path.read_text()) == process.pid != os.getpgid(0)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie nobody reaped yet counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_subprocess_runner_job_dies_with_a_host_killed_by_sigkill(tmp_path):
+    # Given a host process running a `sleep 60` job through the subprocess runner
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from seqlane.local.batch import LocalJob, subprocess_runner\n"
+        "def started(process):\n"
+        "    print(process.pid, flush=True)\n"
+        "subprocess_runner(LocalJob('job-1', ['sleep', '60'], dict(os.environ), Path(sys.argv[1]), started))\n"
+    )
+    host = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "j.log")], stdout=subprocess.PIPE, text=True)
+    try:
+        job_pid = int(host.stdout.readline())
+        assert _alive(job_pid)
+
+        # When the host is killed with SIGKILL (no clean-up of its own can run)
+        host.kill()
+        host.wait()
+
+        # Then its job ends too, instead of running on reparented
+        assert _wait_until(lambda: not _alive(job_pid)), f"job {job_pid} outlived its host"
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.wait()
+
+
+# ---- LocalBatchExecutor.terminate
+
+
+class _MotoJob:
+    """The attributes and methods of moto's Batch Job that the executor uses."""
+
+    def __init__(self, job_id: str, command: list[str]) -> None:
+        self.job_id = job_id
+        self._stream_name = f"stream/{job_id}"
+        self.job_definition = SimpleNamespace(container_properties={"command": command}, parameters={})
+        self.parameters = None
+        self.container_overrides = None
+        self.attempts: list = []
+        self.status = "SUBMITTED"
+        self.exit_code = None
+        self.job_stopped_reason = None
+        self.job_started_at = None
+
+    def _start_attempt(self) -> None:
+        self.attempts.append({})
+
+    def _mark_stopped(self, success: bool) -> None:
+        self.status = "SUCCEEDED" if success else "FAILED"
+
+
+@pytest.fixture
+def executor(tmp_path, monkeypatch):
+    """An installed executor with one worker, whose state changes are recorded instead of put on EventBridge."""
+    announced: list[tuple[str, str]] = []
+    monkeypatch.setattr(batch, "_announce", lambda backend, job: announced.append((job.job_id, job.status)))
+    local = LocalBatchExecutor(tmp_path / "jobs", {"SEQLANE_ENGINE": "cpu"}, workers=1)
+    local.install()
+    local.announced = announced
+    backend = SimpleNamespace(backend=SimpleNamespace(_jobs={}), region_name="eu-west-2", account_id="123456789012")
+    local.submit = lambda job: BatchSimpleBackend._mark_job_as_finished(backend, True, job)
+    try:
+        yield local
+    finally:
+        local.terminate(grace=0.5)
+        local.uninstall()
+
+
+def _running_process(executor: LocalBatchExecutor, job_id: str) -> subprocess.Popen:
+    assert _wait_until(lambda: job_id in executor._processes), f"{job_id} never started"
+    return executor._processes[job_id]
+
+
+@pytest.mark.parametrize(
+    ("command", "grace", "signalled"),
+    [
+        (["sleep", "60"], 5.0, signal.SIGTERM),
+        (["sh", "-c", "trap '' TERM; sleep 60; sleep 60"], 1.0, signal.SIGKILL),
+    ],
+    ids=["ends-on-sigterm", "ignores-sigterm-then-sigkill"],
+)
+def test_local_batch_executor_terminate_ends_the_running_job_and_never_starts_the_queued(
+    executor, command, grace, signalled
+):
+    # Given one worker running a long job (one that ends on SIGTERM, or one that ignores it), and a job queued behind
+    running, queued = _MotoJob("job-running", command), _MotoJob("job-queued", ["sleep", "60"])
+    executor.submit(running)
+    executor.submit(queued)
+    process = _running_process(executor, "job-running")
+
+    # When the executor is terminated
+    started = time.monotonic()
+    executor.terminate(grace=grace)
+    took = time.monotonic() - started
+
+    # Then the running job's process group ended by the signal, within the grace period (SIGKILL just after it)
+    assert _wait_until(lambda: process.poll() is not None, timeout=5)
+    assert process.returncode == -signalled
+    assert took < grace + 1.0
+    if signalled == signal.SIGKILL:
+        assert took >= grace
+    assert _wait_until(lambda: running.status == "FAILED", timeout=5)
+    # And the queued job never started: it failed with the executor's reason, RUNNABLE its only announcement
+    assert (queued.status, queued.job_started_at, queued.job_stopped_reason) == ("FAILED", None, EXECUTOR_STOPPED)
+    assert [status for job_id, status in executor.announced if job_id == "job-queued"] == ["RUNNABLE"]
+
+
+def test_local_batch_executor_refuses_a_job_submitted_after_terminate(executor):
+    # Given a terminated executor
+    executor.terminate(grace=0.5)
+
+    # When a job is submitted
+    job = _MotoJob("job-late", ["sleep", "60"])
+    executor.submit(job)
+
+    # Then it never starts
+    time.sleep(0.2)
+    assert (job.status, job.job_started_at, job.job_stopped_reason) == ("FAILED", None, EXECUTOR_STOPPED)

@@ -8,14 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from seqlane.attempts import RetryDisposition, RetryOutcome
+from seqlane.local import rerun
+from seqlane.local.client import Upload
 from seqlane.local.run import (
+    ABORTED,
     CONFLICT,
     FAILED,
     INCOMPLETE,
     SUCCEEDED,
+    TIMED_OUT,
     RunInputError,
+    RunRequest,
     check_reference,
     check_run_dir,
+    execute,
     exit_status,
     sample_states,
     summarise,
@@ -400,6 +407,66 @@ def test_summarise_sample_without_a_version_has_no_outputs_and_empty_metrics():
     assert (sample["outputs"], sample["metrics"], sample["engine"]) == ([], {}, None)
 
 
+def test_summarise_failed_job_error_prefers_the_catalog_reason_over_its_log(tmp_path):
+    # Given a failed job whose catalog record holds the runner's one-line reason, and whose log ends otherwise
+    jobs_dir = tmp_path / "jobs"
+    (jobs_dir / "logs").mkdir(parents=True)
+    (jobs_dir / "logs" / "job-7.log").write_text("staging\nexiting with code 5\n")
+    reason = f"NA12878 L001: R1 has 900 reads, R2 has 676 (s3://in/{RUN}/a_R1.fastq.gz, s3://in/{RUN}/a_R2.fastq.gz)"
+    items = [
+        _sample_item(
+            "S1",
+            "FAILED",
+            manifest_version="v1",
+            exit_code=Decimal(5),
+            status_reason="Essential container in task exited",
+            job_id="job-7",
+            failure_error="JobFailed",
+            failure_reason=reason,
+        )
+    ]
+
+    # When the run is summarised with that jobs folder
+    sample = summarise(RUN, REGION, items, [], jobs_dir=jobs_dir)["samples"][0]
+
+    # Then the error is the catalog's reason, after the exit code
+    assert (sample["status"], sample["error"]) == (FAILED, f"job exited with code 5: {reason}")
+
+
+def test_summarise_failed_job_reason_that_states_the_exit_code_is_not_prefixed_again():
+    # Given the catalog's own reason for a job that left no result file (it names the exit code)
+    reason = "Batch: Essential container in task exited (exit code 137); no runner result file (is missing)"
+    items = [_sample_item("S1", "FAILED", exit_code=Decimal(137), job_id="job-1", failure_reason=reason)]
+
+    # When / Then it is reported as it is
+    assert summarise(RUN, REGION, items, [])["samples"][0]["error"] == reason
+
+
+def test_summarise_failed_execution_without_a_job_prefers_the_reason_over_the_error_name():
+    # Given an execution that failed before any job ran (no exit code), with its error and cause
+    items = [
+        _sample_item(
+            "S1", "FAILED", failure_error="States.TaskFailed", failure_reason="States.TaskFailed: submit refused"
+        )
+    ]
+
+    # When / Then the reason, which holds the cause, is the error
+    assert summarise(RUN, REGION, items, [])["samples"][0]["error"] == "States.TaskFailed: submit refused"
+
+
+@pytest.mark.parametrize("status", [TIMED_OUT, ABORTED])
+def test_summarise_timed_out_or_aborted_sample_keeps_its_status_and_the_catalog_reason(status):
+    # Given a sample whose execution timed out or was stopped
+    reason = f"the execution ended {status}"
+    items = [_sample_item("S1", status, manifest_version="v1", failure_error=status, failure_reason=reason)]
+
+    # When the run is summarised
+    sample = summarise(RUN, REGION, items, [])["samples"][0]
+
+    # Then its status is its own, not FAILED, with the catalog's reason
+    assert (sample["status"], sample["error"]) == (status, reason)
+
+
 def _claims(sample_id: str, *keys: str) -> dict:
     """Two keys' claims on L001 R1 as DynamoCatalog.record_fastq writes them when a second key takes a taken slot."""
     value = {"lane": 1, "read": 1, "size": 10, "etag": "e", "segment": 1}
@@ -483,8 +550,105 @@ def test_exit_status_is_one_with_a_sample_in_conflict():
     assert exit_status(_summary(SUCCEEDED, CONFLICT)) == 1
 
 
+@pytest.mark.parametrize("failed", [TIMED_OUT, ABORTED])
+def test_exit_status_is_one_with_a_timed_out_or_aborted_sample(failed):
+    # Given one timed-out or aborted sample among successes
+    # When / Then the run counts as failed
+    assert exit_status(_summary(SUCCEEDED, failed)) == 1
+
+
 @pytest.mark.parametrize("statuses", [(), (INCOMPLETE,), (INCOMPLETE, INCOMPLETE)])
 def test_exit_status_is_one_without_any_complete_sample(statuses):
     # Given no sample, or only incomplete ones
     # When / Then the run counts as failed
     assert exit_status(_summary(*statuses)) == 1
+
+
+# ---- execute
+
+
+class _FakeClient:
+    """The LocalClient calls execute makes, over a catalog that changes at given moments."""
+
+    region = REGION
+    jobs_dir = None
+
+    def __init__(self, run_dir: Path, catalogs: list[list[dict]]) -> None:
+        self.run_dir = run_dir
+        self.catalogs = catalogs  # before the upload, after it, after the re-analysis
+        self.calls: list[str] = []
+
+    def catalog_items(self, run_id: str) -> list[dict]:
+        return self.catalogs[min(self.calls.count("idle"), len(self.catalogs) - 1)]
+
+    def observe_events(self, run_id: str) -> None:
+        self.calls.append("observe")
+
+    def upload_run(self, run_dir: Path, seed: int = 0) -> list[Upload]:
+        self.calls.append("upload")
+        return [Upload(key=f"{RUN}/{p.name}", size=1, duplicated=False) for p in sorted(run_dir.iterdir())]
+
+    def wait_until_idle(self, timeout: float, on_poll=None) -> None:
+        self.calls.append("idle")
+
+    def observed_events(self) -> list[dict]:
+        return []
+
+    def stop_observing(self) -> None:
+        self.calls.append("stop")
+
+    def dead_letters(self) -> int:
+        return 0
+
+
+def _run_folder(tmp_path: Path) -> Path:
+    run_dir = tmp_path / RUN
+    for read in (1, 2):
+        _fastq(run_dir, f"S1_S1_L001_R{read}_001.fastq.gz")
+    (run_dir / "stray.bin").write_bytes(b"x")
+    return run_dir
+
+
+def test_execute_reanalyses_a_sample_that_failed_before_the_upload_and_reports_it(tmp_path, monkeypatch):
+    # Given a run folder whose sample failed on an earlier run, unchanged by this upload, then succeeds again
+    run_dir = _run_folder(tmp_path)
+    slots = _slots("S1", (1, 1), (1, 2))
+    failed = _sample_item("S1", "FAILED", manifest_version="v1", attempt=Decimal(1), failure_reason="boom", **slots)
+    succeeded = _sample_item("S1", "SUCCEEDED", manifest_version="v1", attempt=Decimal(2), **slots)
+    client = _FakeClient(run_dir, [[failed], [failed], [succeeded]])
+    asked = []
+
+    def rerun_failed(client_, run_id, before):
+        asked.append((run_id, before, list(client.calls)))
+        return [RetryOutcome(RUN, "S1", RetryDisposition.STARTED, 2, "exec-2", "FAILED", "boom")]
+
+    monkeypatch.setattr(rerun, "rerun_failed", rerun_failed)
+
+    # When the run is executed
+    summary = execute(client, RunRequest(run_dir=run_dir))
+
+    # Then the failure noted before the upload was re-analysed once the upload was handled, and waited for
+    assert asked == [(RUN, {"S1": ("v1", 1)}, ["observe", "upload", "idle"])]
+    assert client.calls == ["observe", "upload", "idle", "idle", "stop"]
+    assert summary["rerun"] == [
+        {"sample_id": "S1", "attempt": 2, "previous_status": "FAILED", "previous_reason": "boom"}
+    ]
+    assert summary["samples"][0]["status"] == SUCCEEDED
+    # And the accounting counts what the client uploaded: the stray file was never recorded
+    assert summary["accounting"]["uploaded"] == 3
+    assert summary["accounting"]["unaccounted"] == [f"{RUN}/stray.bin"]
+
+
+def test_execute_first_run_reanalyses_nothing(tmp_path, monkeypatch):
+    # Given a run folder the stack has never seen
+    run_dir = _run_folder(tmp_path)
+    done = _sample_item("S1", "SUCCEEDED", manifest_version="v1", **_slots("S1", (1, 1), (1, 2)))
+    client = _FakeClient(run_dir, [[], [done]])
+    monkeypatch.setattr(rerun, "rerun_failed", lambda *args: pytest.fail("nothing had failed"))
+
+    # When the run is executed
+    summary = execute(client, RunRequest(run_dir=run_dir))
+
+    # Then nothing is re-analysed, the stack is waited for once, and "rerun" is there, empty
+    assert client.calls == ["observe", "upload", "idle", "stop"]
+    assert summary["rerun"] == []

@@ -9,16 +9,20 @@ since this is an internal API.
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from moto.batch_simple.models import BatchSimpleBackend
 from moto.events.models import events_backends
 
 ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
+EXECUTOR_STOPPED = "the local Batch executor stopped before the job started"
 RUNNER_ENTRYPOINT = "seqlane-runner"
 logger = logging.getLogger(__name__)
 
@@ -36,6 +41,8 @@ class LocalJob:
     command: list[str]
     environment: dict[str, str]
     log_path: Path
+    # Told the job's process as soon as it runs (the executor's terminate() ends its process group).
+    on_start: Callable[[subprocess.Popen], None] | None = None
 
 
 JobRunner = Callable[[LocalJob], int]  # -> exit code
@@ -73,20 +80,53 @@ def local_engine_environment(environment: Mapping[str, str]) -> dict[str, str]:
     return {"SEQLANE_ENGINE": "dragen", "DRAGEN_BIN": dragen} if dragen else {"SEQLANE_ENGINE": "cpu"}
 
 
+_PR_SET_PDEATHSIG = 1
+_prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """In the child, before exec (Linux): SIGKILL when the thread that started it dies, so a host killed with -9
+    takes its jobs with it; and at once when that parent is gone already. Only a resolved libc call and two system
+    calls run here: the child of a threaded process must not take locks."""
+    if _prctl is None:
+        return None
+
+    def preexec() -> None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
 def subprocess_runner(job: LocalJob) -> int:
-    """Run the job's command as a child process; `seqlane-runner` is this interpreter's `-m seqlane.runner`, so
-    the runner of this checkout runs whether or not the venv's bin folder is on PATH."""
+    """Run the job's command as a child process in a session (process group) of its own, so ending the group ends
+    whatever it started; `seqlane-runner` is this interpreter's `-m seqlane.runner`, so the runner of this checkout
+    runs whether or not the venv's bin folder is on PATH. The calling thread waits for the process: the parent
+    death signal follows that thread."""
     command = list(job.command)
     if command and command[0] == RUNNER_ENTRYPOINT:
         command[:1] = [sys.executable, "-m", "seqlane.runner"]
     job.log_path.parent.mkdir(parents=True, exist_ok=True)
     with job.log_path.open("wb") as log:
         try:
-            completed = subprocess.run(command, env=job.environment, stdout=log, stderr=subprocess.STDOUT, check=False)
+            process = subprocess.Popen(
+                command,
+                env=job.environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - it only calls prctl, getppid, kill
+            )
         except OSError as err:
             log.write(f"cannot start {command[0]}: {err}\n".encode())
             return 127
-    return completed.returncode
+        try:
+            if job.on_start is not None:
+                job.on_start(process)
+        finally:
+            returncode = process.wait()
+    return returncode
 
 
 class LocalBatchExecutor:
@@ -106,6 +146,10 @@ class LocalBatchExecutor:
         self._active = 0
         self._lock = threading.Lock()
         self._original = None
+        self._queued: dict[str, tuple[Future, object]] = {}  # job id -> (its future, moto's job), until it starts
+        self._processes: dict[str, subprocess.Popen] = {}  # job id -> its running process
+        self._ended = threading.Condition(self._lock)  # notified when a job's process is done with
+        self._terminating = threading.Event()
 
     def install(self) -> None:
         self._original = BatchSimpleBackend._mark_job_as_finished
@@ -117,8 +161,13 @@ class LocalBatchExecutor:
             job.status = "RUNNABLE"
             _announce(self, job)
             with executor._lock:
+                if executor._terminating.is_set():
+                    _never_started(job)
+                    return
                 executor._active += 1
-            executor._pool.submit(executor._run, self, include_start_attempt, job)
+                # Under the lock, so the job is on record as queued before its worker can take it off.
+                future = executor._pool.submit(executor._run, self, include_start_attempt, job)
+                executor._queued[job.job_id] = (future, job)
 
         BatchSimpleBackend._mark_job_as_finished = queue_job
 
@@ -128,7 +177,42 @@ class LocalBatchExecutor:
             self._original = None
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def terminate(self, grace: float = 5.0) -> None:
+        """End everything: queued jobs never start, each running job's process group gets SIGTERM, and SIGKILL
+        when it outlives `grace` seconds. Later submissions are refused. Called by the host before it stops."""
+        with self._lock:
+            self._terminating.set()
+            for future, job in self._queued.values():
+                if future.cancel():
+                    self._active -= 1
+                    _never_started(job)
+            self._queued.clear()
+            running = dict(self._processes)
+        for process in running.values():
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        with self._ended:
+            while any(job_id in self._processes for job_id in running):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._ended.wait(left)
+        for process in running.values():  # stragglers of the group too, once its leader is gone
+            _signal_group(process, signal.SIGKILL)
+
+    def _started(self, job_id: str) -> Callable[[subprocess.Popen], None]:
+        def on_start(process: subprocess.Popen) -> None:
+            with self._lock:
+                self._processes[job_id] = process
+                late = self._terminating.is_set()
+            if late:  # it started while terminate() was ending the others
+                _signal_group(process, signal.SIGKILL)
+
+        return on_start
+
     def _run(self, backend: BatchSimpleBackend, include_start_attempt: bool, job) -> None:
+        with self._lock:
+            self._queued.pop(job.job_id, None)
         try:
             job.job_started_at = datetime.datetime.now()
             if include_start_attempt:
@@ -149,6 +233,8 @@ class LocalBatchExecutor:
         finally:
             with self._lock:
                 self._active -= 1
+                self._processes.pop(job.job_id, None)
+                self._ended.notify_all()
 
     def _exit_code(self, region: str, job) -> int:
         # As in a Batch container: the job definition's variables, and the region the job runs in.
@@ -164,9 +250,21 @@ class LocalBatchExecutor:
             command=container_command(job),
             environment=environment,
             log_path=job_log_path(self.scratch, job.job_id),
+            on_start=self._started(job.job_id),
         )
         logger.info("local Batch job %s: %s", job.job_id, " ".join(local_job.command))
         return self.runner(local_job)
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    """The job's whole process group (its session, started with it): the runner and whatever it started."""
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
+
+
+def _never_started(job) -> None:
+    job.job_stopped_reason = EXECUTOR_STOPPED
+    job._mark_stopped(success=False)
 
 
 def _announce(backend: BatchSimpleBackend, job) -> None:

@@ -21,6 +21,8 @@ from seqlane.naming import FastqKey, classify_key
 from seqlane.ports import SampleRecord, SampleStatus
 
 SUCCEEDED, FAILED, INCOMPLETE, CONFLICT = "SUCCEEDED", "FAILED", "INCOMPLETE", "CONFLICT"
+TIMED_OUT, ABORTED = "TIMED_OUT", "ABORTED"
+FAILURE_STATUSES = frozenset({FAILED, TIMED_OUT, ABORTED, CONFLICT})  # any of them makes the run exit non-zero
 CALLS_SUFFIX = ".hard-filtered.vcf.gz"
 Progress = Callable[[list[dict[str, str]]], None]  # [{"sample_id", "state"}] on every poll
 
@@ -82,22 +84,35 @@ def execute(client: LocalClient, request: RunRequest, on_progress: Progress | No
     check_request(request)
     if request.reference is not None:
         client.put_reference(request.reference)
+    # Imported here, not with this module: it loads Powertools' Logger, whose handler keeps the sys.stdout of its
+    # creation, and the CLI sends stdout to its log only around this call.
+    from seqlane.local.rerun import failed_samples, rerun_failed, rerun_summary
+
     run_id = request.run_dir.name
+    # Noted before the upload: a sample that failed on an earlier run of this folder and whose files do not change
+    # (same content, same version: the upload alone starts nothing) is analysed again once the upload is handled.
+    before = failed_samples(client.catalog_items(run_id))
     client.observe_events(run_id)
     try:
-        client.upload_run(request.run_dir, seed=request.seed)
+        uploads = client.upload_run(request.run_dir, seed=request.seed)
 
         def poll() -> None:
             if on_progress:
                 on_progress(sample_states(client.catalog_items(run_id)))
 
         client.wait_until_idle(timeout=request.timeout, on_poll=poll)
+        outcomes = rerun_failed(client, run_id, before) if before else []
+        if outcomes:
+            client.wait_until_idle(timeout=request.timeout, on_poll=poll)
         poll()
         events = client.observed_events()
     finally:
         client.stop_observing()
     items = client.catalog_items(run_id)
-    summary = summarise(run_id, client.region, items, events, jobs_dir=client.jobs_dir)
+    summary = summarise(
+        run_id, client.region, items, events, jobs_dir=client.jobs_dir, uploaded_keys=[u.key for u in uploads]
+    )
+    summary["rerun"] = rerun_summary(outcomes)
     summary["dead_letters"] = client.dead_letters()
     if request.truth_vcf is not None:
         add_concordance(client, summary, request.truth_vcf)
@@ -173,21 +188,37 @@ def _conflict_error(found: list[Conflict]) -> str:
     return "; ".join(f"{conflict.reason}: {', '.join(conflict.keys)}" for conflict in found)
 
 
-def _status_and_error(item: dict[str, Any], record: SampleRecord, jobs_dir: Path | None) -> tuple[str, str | None]:
+def _status_and_error(  # noqa: PLR0911 - one return per status
+    item: dict[str, Any], record: SampleRecord, jobs_dir: Path | None
+) -> tuple[str, str | None]:
     status = item.get("status", SampleStatus.RECEIVING)
     if status == SampleStatus.SUCCEEDED:
         return SUCCEEDED, None
     if status == SampleStatus.FAILED:
-        if item.get("exit_code") is not None:
-            reason = _last_log_line(jobs_dir, item.get("job_id")) or item.get("status_reason", "no reason given")
-            return FAILED, f"job exited with code {item['exit_code']}: {reason}"
-        return FAILED, item.get("failure_error") or item.get("status_reason") or "failed without a reason"
+        return FAILED, _failure_error(item, jobs_dir)
+    if status in (SampleStatus.TIMED_OUT, SampleStatus.ABORTED):
+        return str(status), item.get("failure_reason") or item.get("failure_error") or f"{status} without a reason"
+    if status == SampleStatus.CONFLICT:  # held, though its record no longer shows the claims
+        return CONFLICT, item.get("failure_reason") or "held in conflict: nothing started"
     if status == SampleStatus.RECEIVING:
         missing = missing_reads(record)
         if missing:
             return INCOMPLETE, f"waiting for {', '.join(missing)}"
         return INCOMPLETE, "waiting for the run to close (no completion marker or sample sheet yet)"
     return FAILED, f"stopped at {status}: nothing is queued or running for it"
+
+
+def _failure_error(item: dict[str, Any], jobs_dir: Path | None) -> str:
+    """The catalog's one-line reason (the runner's own, naming the file, when it wrote one) first; then the job
+    log's last line, then Batch's reason."""
+    reason = item.get("failure_reason")
+    if item.get("exit_code") is None:
+        return reason or item.get("failure_error") or item.get("status_reason") or "failed without a reason"
+    code = item["exit_code"]
+    if reason and "exit code" in reason:  # the catalog's own fallback already says it
+        return reason
+    reason = reason or _last_log_line(jobs_dir, item.get("job_id")) or item.get("status_reason") or "no reason given"
+    return f"job exited with code {code}: {reason}"
 
 
 def _last_log_line(jobs_dir: Path | None, job_id: str | None) -> str | None:
@@ -240,6 +271,9 @@ def copy_outputs(client: LocalClient, summary: dict[str, Any], items: list[dict[
 
 
 def exit_status(summary: dict[str, Any]) -> int:
-    """0 only when every complete sample succeeded (and there was at least one)."""
+    """0 only when every complete sample succeeded (and there was at least one); 1 when any is FAILED, TIMED_OUT,
+    ABORTED or in CONFLICT."""
     complete = [s for s in summary["samples"] if s["status"] != INCOMPLETE]
+    if any(s["status"] in FAILURE_STATUSES for s in complete):
+        return 1
     return 0 if complete and all(s["status"] == SUCCEEDED for s in complete) else 1
