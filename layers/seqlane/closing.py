@@ -12,7 +12,9 @@ and 10,000 writes: more than one Lambda invocation should do. So, in the order t
 - `advance-run` reads one page of the run's samples (at most ADVANCE_PAGE) and sends an `advance-sample` message
   for each that is ready and not started, then sends itself for the next page.
 - `advance-sample` starts one sample if it is ready (read again, consistently).
-- `declare-samples` declares at most DECLARE_CHUNK samples of a sample sheet and starts those ready.
+- `declare-samples` declares at most DECLARE_CHUNK samples of a sample sheet (the sheet's invocation parsed it once
+  and sent every chunk) and sends an `advance-sample` message for each; the chunk that completes the sheet's set
+  (counted on the run) records the sheet and sends `advance-run`.
 
 Every step is idempotent (slot sets are unions, declarations are the sheet's, starts are claimed), so a message
 delivered twice, or a step that crashed and is retried, changes nothing more.
@@ -31,7 +33,7 @@ DECLARE_SAMPLES = "declare-samples"
 WORK_KINDS = (CLOSE_RUN, ADVANCE_RUN, ADVANCE_SAMPLE, DECLARE_SAMPLES)
 LIST_PAGE = 250  # keys: at most this many expectation writes per invocation
 ADVANCE_PAGE = 100
-DECLARE_CHUNK = 25
+DECLARE_CHUNK = 50
 
 
 class UnusableWork(ValueError):

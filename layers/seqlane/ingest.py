@@ -12,6 +12,7 @@ conflict is held, nothing starts for it, and one `SampleConflict` event names th
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from seqlane.closing import (
     DECLARE_SAMPLES,
     LIST_PAGE,
     WORK,
+    UnusableWork,
     work_kind,
 )
 from seqlane.completion import Conflict, conflicts, is_ready, is_sample, missing_reads, sample_keys
@@ -235,9 +237,24 @@ class IngestService:
             self.events.publish(SAMPLE_SHEET_REJECTED, detail)
             logger.warning("sample sheet rejected", run_id=run_id, key=key, error=problem)
             return Outcome(Disposition.SHEET_REJECTED, key, run_id, detail=problem)
-        # Declaring 10,000 samples is more than one invocation should do: chunks of DECLARE_CHUNK, one after the
-        # other (each reads the sheet again), then the sheet is recorded and the run settled (seqlane.closing).
-        started = self._dispatch([{WORK: DECLARE_SAMPLES, "run_id": run_id, "key": key, "offset": 0}])
+        # Declaring 10,000 samples is more than one invocation should do: chunks of DECLARE_CHUNK samples, each
+        # its own message; the chunk that completes the set records the sheet and settles the run (seqlane.closing).
+        declarations = [
+            {
+                "sample_id": declared.sample_id,
+                "lanes": sorted(declared.lanes),
+                "modality": declared.modality or sheet.default_modality,
+                "file_name": declared.file_name,
+            }
+            for declared in sheet.samples
+        ]
+        chunks = [declarations[start : start + DECLARE_CHUNK] for start in range(0, len(declarations), DECLARE_CHUNK)]
+        sheet_id = hashlib.sha256(text.encode()).hexdigest()[:16]  # this content of the sheet: its chunks' set
+        base = {WORK: DECLARE_SAMPLES, "run_id": run_id, "key": key, "sheet_id": sheet_id, "chunks": len(chunks)}
+        messages = [base | {"index": i, "paired": sheet.paired, "samples": chunk} for i, chunk in enumerate(chunks)]
+        if not messages:  # a sheet that declares no sample: recorded at once
+            self.catalog.record_sample_sheet(run_id, key, None)
+        started = self._dispatch(messages)
         logger.info("sample sheet read", run_id=run_id, key=key, samples=len(sheet.samples), started=len(started))
         return Outcome(Disposition.SHEET_READ, key, run_id, started=tuple(started))
 
@@ -284,7 +301,7 @@ class IngestService:
         if kind == CLOSE_RUN:
             return self._close_run_page(run_id, message["key"], message.get("token"))
         if kind == DECLARE_SAMPLES:
-            return self._declare_chunk(run_id, message["key"], int(message.get("offset", 0)))
+            return self._declare_chunk(run_id, message["key"], message)
         if kind == ADVANCE_RUN:
             return self._advance_run_page(run_id, message["key"], message.get("start"), bool(message.get("marker")))
         return self._settle_sample(run_id, message["sample_id"], message["key"], bool(message.get("marker")))
@@ -317,31 +334,27 @@ class IngestService:
         logger.info("run closed", run_id=run_id, marker=marker_key)
         return self._dispatch([{WORK: ADVANCE_RUN, "run_id": run_id, "key": marker_key, "start": None, "marker": True}])
 
-    def _declare_chunk(self, run_id: str, key: str, offset: int) -> list[str]:
-        try:
-            sheet = parse_sample_sheet(self.store.get_text(self.ingest_bucket, key), name=key)
-        except (SampleSheetError, UnicodeDecodeError) as error:  # replaced since: its own event decides
-            logger.warning("sample sheet changed while it was being declared", run_id=run_id, key=key, error=str(error))
-            return []
-        chunk = sheet.samples[offset : offset + DECLARE_CHUNK]
+    def _declare_chunk(self, run_id: str, key: str, message: dict[str, Any]) -> list[str]:
         owners: dict[str, set[str]] = defaultdict(set)
-        for declared in chunk:
+        samples = message.get("samples")
+        if not isinstance(samples, list):
+            raise UnusableWork(f"declare-samples for run {run_id} carries no samples")
+        for declared in samples:
             self.catalog.declare_sample(
                 run_id,
-                declared.sample_id,
-                declared.lanes,
-                sheet.paired,
-                declared.modality or sheet.default_modality,
+                declared["sample_id"],
+                frozenset(declared["lanes"]),
+                bool(message["paired"]),
+                declared["modality"],
             )
-            if declared.file_name != declared.sample_id:
-                owners[declared.file_name].add(declared.sample_id)
+            if declared["file_name"] != declared["sample_id"]:
+                owners[declared["file_name"]].add(declared["sample_id"])
         for file_name, sample_ids in owners.items():  # before the files already recorded are moved
             self.catalog.add_folder_owners(run_id, file_name, sample_ids)
-        settle = sorted({d.sample_id for d in chunk} | set(owners))
+        settle = sorted({declared["sample_id"] for declared in samples} | set(owners))
         messages = [{WORK: ADVANCE_SAMPLE, "run_id": run_id, "key": key, "sample_id": sample} for sample in settle]
-        if offset + DECLARE_CHUNK < len(sheet.samples):
-            messages.append({WORK: DECLARE_SAMPLES, "run_id": run_id, "key": key, "offset": offset + DECLARE_CHUNK})
-        else:
+        done = self.catalog.sheet_chunk_done(run_id, message["sheet_id"], int(message["index"]))
+        if done >= int(message["chunks"]):
             # Declarations first, the sheet second, then a fresh read of every sample: as for the marker.
             self.catalog.record_sample_sheet(run_id, key, None)
             messages.append({WORK: ADVANCE_RUN, "run_id": run_id, "key": key, "start": None, "marker": False})

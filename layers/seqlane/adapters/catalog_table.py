@@ -532,6 +532,18 @@ class DynamoCatalog:
             **({"ExpressionAttributeNames": names} if names else {}),
         )
 
+    def sheet_chunk_done(self, run_id: str, sheet_id: str, index: int) -> int:
+        """Record chunk `index` of a sheet's declarations as done; returns how many of its chunks are."""
+        response = self.client.update_item(
+            TableName=self.table_name,
+            Key=self._key(run_id, "RUN"),
+            UpdateExpression="ADD #done :index",
+            ExpressionAttributeNames={"#done": f"sheet_chunks_done#{sheet_id}"},
+            ExpressionAttributeValues=_values({":index": {str(index)}}),
+            ReturnValues="ALL_NEW",
+        )
+        return len(response["Attributes"][f"sheet_chunks_done#{sheet_id}"]["SS"])
+
     def samples_page(self, run_id: str, start: str | None, limit: int) -> tuple[list[SampleRecord], str | None]:
         """At most `limit` sample items of the run, from after sort key `start`; and where the next page starts."""
         request: dict[str, Any] = {

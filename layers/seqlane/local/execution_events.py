@@ -19,7 +19,7 @@ from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommu
 
 DETAIL_TYPE = "Step Functions Execution Status Change"
 logger = logging.getLogger(__name__)
-_original = None
+_installed: dict[str, Any] = {}  # the original method while installed
 
 
 def status_change_detail(execution: Any) -> dict[str, Any]:
@@ -46,13 +46,12 @@ def _millis(moment: datetime.datetime | None) -> int | None:
 
 
 def install() -> None:
-    global _original
-    if _original is not None:
+    if _installed:
         return
-    _original = BaseExecutionWorkerCommunication.terminated
+    original = _installed["terminated"] = BaseExecutionWorkerCommunication.terminated
 
     def terminated(self: BaseExecutionWorkerCommunication) -> None:
-        _original(self)
+        original(self)
         execution = self.execution
         try:
             events_backends[execution.account_id][execution.region_name].put_events(
@@ -72,7 +71,5 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    global _original
-    if _original is not None:
-        BaseExecutionWorkerCommunication.terminated = _original  # type: ignore[method-assign]
-        _original = None
+    if _installed:
+        BaseExecutionWorkerCommunication.terminated = _installed.pop("terminated")  # type: ignore[method-assign]
