@@ -409,7 +409,10 @@ def test_cli_local_run_fails_each_faulty_sample_naming_its_file_and_exits_one(cl
         assert all(text in sample["error"] for text in named), sample
     # And every uploaded file is accounted for (in a manifest, ignored, or in conflict), and nothing was re-analysed
     assert summary["accounting"]["balanced"] is True, summary["accounting"]
-    assert summary["accounting"]["in_conflict"] == 2
+    # (the sheet declares Clash on lane 1: it may start before the second claim arrives; then only the two claims of
+    # the slot are in conflict, its R2 stays in its manifest, else all three of its files are held)
+    started = by_id["Clash"]["manifest_uri"] is not None
+    assert summary["accounting"]["in_conflict"] == (2 if started else 3), (summary["accounting"], by_id["Clash"])
     assert summary["rerun"] == []
 
 
