@@ -149,12 +149,6 @@ class Catalog(Protocol):
         """Move a sample whose attempt `attempt` of `version` failed to attempt + 1; False if it moved on."""
         ...
 
-    def record_job_outcome(
-        self, run_id: str, sample_id: str, version: str, status: SampleStatus, details: dict[str, Any]
-    ) -> bool:
-        """False when the sample has moved on to another version."""
-        ...
-
 
 class ObjectStore(Protocol):
     def put_text(self, bucket: str, key: str, text: str, content_type: str) -> None: ...

@@ -122,19 +122,20 @@ def test_record_outputs_writes_more_than_one_batch(catalog):
     assert len(calls) == 3
 
 
-def test_record_job_outcome_ignores_superseded_version(catalog):
+def test_finish_analysis_ignores_superseded_version_and_enters_a_final_state_once(catalog):
     # Given a sample whose manifest is version v2
     catalog.record_fastq(RUN, SAMPLE, fastq(1, 1), "0001")
     catalog.claim_manifest(RUN, SAMPLE, "v2", "s3://b/v2/manifest.json", "x-v2")
 
-    # When an outcome for version v1 arrives
-    current = catalog.record_job_outcome(RUN, SAMPLE, "v1", SampleStatus.FAILED, {"job_id": "j1"})
-
-    # Then it is refused and the sample keeps its status
-    assert current is False
+    # When an outcome for version v1 arrives, Then it is refused and the sample keeps its status
+    assert catalog.finish_analysis(RUN, SAMPLE, "v1", 1, status=SampleStatus.FAILED, details={"job_id": "j1"}) is False
     assert catalog.samples_of_run(RUN)[0].status is SampleStatus.MANIFESTED
-    # And an outcome for v2 is recorded
-    assert catalog.record_job_outcome(RUN, SAMPLE, "v2", SampleStatus.SUCCEEDED, {"job_id": "j2"}) is True
+    # And an outcome for v2 is recorded, again only until its event is published, never another state after it
+    assert catalog.finish_analysis(RUN, SAMPLE, "v2", 1, status=SampleStatus.SUCCEEDED, details={"job_id": "j2"})
+    assert catalog.finish_analysis(RUN, SAMPLE, "v2", 1, status=SampleStatus.SUCCEEDED, details={"job_id": "j2"})
+    assert not catalog.finish_analysis(RUN, SAMPLE, "v2", 1, status=SampleStatus.FAILED, details={})
+    catalog.mark_outcome_published(RUN, SAMPLE, "v2", 1)
+    assert not catalog.finish_analysis(RUN, SAMPLE, "v2", 1, status=SampleStatus.SUCCEEDED, details={})
     assert catalog.samples_of_run(RUN)[0].status is SampleStatus.SUCCEEDED
 
 

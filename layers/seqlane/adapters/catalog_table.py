@@ -717,29 +717,6 @@ class DynamoCatalog:
             time.sleep(min(0.05 * 2**attempt, 2))
         raise RuntimeError(f"{len(requests)} catalog writes still unprocessed after {attempts} attempts")
 
-    def record_job_outcome(
-        self, run_id: str, sample_id: str, version: str, status: SampleStatus, details: dict[str, Any]
-    ) -> bool:
-        """False when the sample has moved on to another version (the outcome is then only logged)."""
-        assignments = ", ".join(f"#d_{name} = :d_{name}" for name in details)
-        applied, _ = _conditional(
-            self.client.update_item,
-            TableName=self.table_name,
-            Key=self._key(run_id, f"SAMPLE#{sample_id}"),
-            UpdateExpression=f"SET #status = :status, finished_at = :now{', ' if details else ''}{assignments}",
-            ConditionExpression="manifest_version = :version",
-            ExpressionAttributeNames={"#status": "status", **{f"#d_{name}": name for name in details}},
-            ExpressionAttributeValues=_values(
-                {
-                    ":status": status.value,
-                    ":now": _now(),
-                    ":version": version,
-                    **{f":d_{name}": value for name, value in details.items()},
-                }
-            ),
-        )
-        return applied
-
     # ---- final states of analysis attempts (the catalog function); see seqlane.catalog
     def finish_analysis(
         self, run_id: str, sample_id: str, version: str, attempt: int, *, status: SampleStatus, details: dict[str, Any]
