@@ -167,6 +167,20 @@ def test_cpu_unreadable_reference_is_an_error(demo, tmp_path):
     assert "could not be loaded" in proc.stderr
 
 
+@pytest.mark.parametrize("fasta", [">chr1\n", ">chr1\nACGTACGTAC\n>chr2\n"], ids=["header-only", "one-record-empty"])
+def test_cpu_reference_with_an_empty_sequence_is_a_one_line_error(demo, tmp_path, fasta):
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    (ref / "genome.fa").write_text(fasta)
+    paths = _job(tmp_path, ref, demo.fastq(SAMPLE, 1, 1), demo.fastq(SAMPLE, 1, 2))
+    proc = _run(paths)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "could not be loaded as a FASTA" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list(paths.output_dir.iterdir())
+
+
 def test_cpu_missing_fastq_is_an_error(demo, tmp_path):
     proc = _run(_job(tmp_path, demo.reference_fasta.parent, demo.fastq(SAMPLE, 1, 1), tmp_path / "gone.fastq.gz"))
     assert proc.returncode == 2

@@ -377,6 +377,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     aligner = mappy.Aligner(str(fasta), preset="sr")
     if not aligner or not aligner.seq_names:
         raise BadInput(f"reference {fasta} could not be loaded as a FASTA (no sequences indexed)")
+    empty = [name for name in aligner.seq_names if not aligner.seq(name, 0, 1)]  # a header with no sequence lines
+    if empty:
+        raise BadInput(f"reference {fasta} could not be loaded as a FASTA (empty sequence: {', '.join(empty[:5])})")
     timer.step("loading reference")
 
     counts = MappingCounts()
