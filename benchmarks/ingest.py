@@ -8,6 +8,10 @@
    own reads are all in. The share measures what the handler adds to that one write.
 3. A burst: 1,000 samples x 2 lanes x 2 reads, a sample sheet and a completion marker, delivered shuffled with 20%
    duplicates: exactly one execution per sample, none lost, none doubled.
+4. Bounded work per invocation: runs of 100 and 10,000 samples (1 lane x 2 reads each, recorded), then a sample
+   sheet declaring them all and the completion marker. The sheet and the marker start work that ingest splits
+   into messages on its own queue (seqlane.closing); each message is one invocation here, timed alone. The
+   longest single invocation at 10,000 samples / at 100 must be <= 1.5, and under 5 s.
 The completion marker lists the run folder once per run by design (not per event): no marker is among the timed
 events of 1, and the runs of 1 have neither marker nor sample sheet, so nothing starts there. Their setup writes the
 objects with put_object and the catalog's sample items directly (batch writes, about 4x faster than 10,000 handled
@@ -40,6 +44,9 @@ DUPLICATE_SHARE = 0.2
 SEED = 42
 TARGET_MAX_RATIO = 1.5
 TARGET_MIN_SHARE = 0.5
+FANOUT_SIZES = (100, 10_000)
+TARGET_MAX_INVOCATION_RATIO = 1.5
+TARGET_MAX_INVOCATION_SECONDS = 5.0
 
 _sequencer = itertools.count(0x100)
 
@@ -345,6 +352,100 @@ def burst(clients: dict) -> dict:
     }
 
 
+class MemoryQueue:
+    """Ingest's own queue, in memory: what the service sends is handled later, one message per invocation."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+
+    def send(self, messages: list[dict]) -> None:
+        self.messages.extend(messages)
+
+
+def fanout_run(clients: dict, samples: int) -> dict:
+    from boto3.dynamodb.types import TypeSerializer
+
+    from seqlane.closing import WORK
+    from seqlane.ingest import Disposition
+
+    stack, run = Stack(f"f{samples}", clients), f"241123_A01234_{samples % 10_000:04d}_BHZZZZZZZZ"
+    queue = MemoryQueue()
+    stack.service.work = queue
+    serializer = TypeSerializer()
+    started = time.perf_counter()
+    sample_ids = [f"Q{number:05d}" for number in range(1, samples + 1)]
+    items = []
+    for number, sample_id in enumerate(sample_ids, 1):
+        uploads = {(1, read): stack.upload(f"{run}/{fastq_name(sample_id, number, 1, read)}") for read in (1, 2)}
+        if number == 1:  # recorded through the service; the others' items written directly in the same shape
+            for upload in uploads.values():
+                assert stack.service.handle(upload).disposition is Disposition.WAITING
+        else:
+            item = catalog_item(run, sample_id, uploads)
+            items.append({"PutRequest": {"Item": {name: serializer.serialize(v) for name, v in item.items()}}})
+    for start in range(0, len(items), 25):
+        response = stack.ddb.batch_write_item(RequestItems={stack.table: items[start : start + 25]})
+        assert not response.get("UnprocessedItems"), response
+    rows = "\n".join(f"1,{sample_id},ACGT" for sample_id in sample_ids)
+    sheet = f"[Header]\nFileFormatVersion,2\n\n[BCLConvert_Data]\nLane,Sample_ID,Index\n{rows}\n".encode()
+    sheet_upload = stack.upload(f"{run}/SampleSheet.csv", sheet)
+    marker_upload = stack.upload(f"{run}/CopyComplete.txt")
+    say(f"setup: fan-out run of {samples} samples in {time.perf_counter() - started:.1f} s")
+
+    longest: dict[str, float] = {}
+    invocations: Counter[str] = Counter()
+    calls_most: dict[str, int] = {}
+
+    def timed(kind: str, work) -> None:
+        calls_before = sum(stack.calls.values())
+        begun = time.perf_counter()
+        work()
+        elapsed = time.perf_counter() - begun
+        longest[kind] = max(longest.get(kind, 0.0), elapsed)
+        calls_most[kind] = max(calls_most.get(kind, 0), sum(stack.calls.values()) - calls_before)
+        invocations[kind] += 1
+
+    begun = time.perf_counter()
+    for kind, upload in (("sheet-event", sheet_upload), ("marker-event", marker_upload)):
+        timed(kind, lambda upload=upload: stack.service.handle(upload))
+        while queue.messages:
+            message = queue.messages.pop(0)
+            timed(message[WORK], lambda message=message: stack.service.handle_work(message))
+    wall = time.perf_counter() - begun
+    names = stack.execution_names()
+    assert len(names) == len(set(names)) == samples, (len(names), len(set(names)))
+    say(
+        f"fan-out, {samples} samples: {sum(invocations.values())} invocations in {wall:.1f} s, all {samples} started "
+        f"once; longest invocation by kind (ms): "
+        + ", ".join(f"{kind} {seconds * 1000:.1f}" for kind, seconds in sorted(longest.items()))
+    )
+    return {
+        "invocations": dict(sorted(invocations.items())),
+        "longest_ms": {kind: round(seconds * 1000, 1) for kind, seconds in sorted(longest.items())},
+        "most_aws_calls": dict(sorted(calls_most.items())),
+        "longest_invocation_ms": round(max(longest.values()) * 1000, 1),
+        "wall_seconds": round(wall, 1),
+        "executions": len(names),
+    }
+
+
+def fanout(clients: dict) -> dict:
+    runs = {size: fanout_run(clients, size) for size in FANOUT_SIZES}
+    small, large = (runs[size]["longest_invocation_ms"] for size in FANOUT_SIZES)
+    ratio = large / small
+    say(
+        f"longest single invocation: {large:.1f} ms at {FANOUT_SIZES[1]} samples vs {small:.1f} ms at "
+        f"{FANOUT_SIZES[0]}: ratio {ratio:.2f} (target <= {TARGET_MAX_INVOCATION_RATIO}, and under "
+        f"{TARGET_MAX_INVOCATION_SECONDS} s)"
+    )
+    return {f"fanout_{size}": figures for size, figures in runs.items()} | {
+        "longest_invocation_ratio_10000_vs_100": round(ratio, 3),
+        "target_max_invocation_ratio": TARGET_MAX_INVOCATION_RATIO,
+        "longest_invocation_seconds_10000": round(large / 1000, 3),
+        "target_max_invocation_seconds": TARGET_MAX_INVOCATION_SECONDS,
+    }
+
+
 def main() -> None:
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -365,7 +466,7 @@ def main() -> None:
     started = time.perf_counter()
     with mock_aws():
         clients = {name: boto3.client(name, region_name=REGION) for name in ("dynamodb", "s3", "stepfunctions")}
-        figures = scaling(clients) | burst(clients)
+        figures = scaling(clients) | burst(clients) | fanout(clients)
     figures["total_seconds"] = round(time.perf_counter() - started, 1)
     say(f"total: {figures['total_seconds']} s")
     print(json.dumps(figures))
