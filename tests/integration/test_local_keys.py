@@ -1,35 +1,16 @@
 """Keys with URL-special characters through the local stack, as through AWS: upload -> S3 event -> ingest ->
 catalog and manifest, with the keys byte for byte as uploaded (moto's EventBridge events re-encoded as AWS's)."""
 
-import gzip
 import json
 
 import pytest
 
-from seqlane.local.pipeline import LocalPipeline
-from tests.conftest import REGION, ROOT
+from tests.integration.conftest import fastq
 
 pytestmark = pytest.mark.integration
 # A run folder with a space, "+", "%", "&", "=", "?", "#" and a non-ASCII letter; Illumina-named FASTQs in it.
 RUN = "241121 run+1% é&x=y?#z"
 SIDECAR = f"{RUN}/notes & QC=1?#2 é+%20.txt"  # a literal "+" and "%20" that must not be decoded into a space
-
-
-def fastq(name: str, reads: int = 4) -> bytes:
-    records = "".join(f"@{name}:{i}\nACGTACGTAC\n+\nFFFFFFFFFF\n" for i in range(reads))
-    return gzip.compress(records.encode(), mtime=0)
-
-
-@pytest.fixture
-def pipeline(aws_credentials, fake_dragen, fake_dragen_exit, tmp_path):
-    with LocalPipeline(
-        ROOT / "template.yaml",
-        REGION,
-        scratch=tmp_path / "scratch",
-        job_environment={"DRAGEN_BIN": str(fake_dragen)},
-        reference_files={"hash_table.cfg": b"reference_version = hg38-v9-r3\n"},
-    ) as local:
-        yield local
 
 
 def test_local_keys_with_special_characters_reach_manifest_and_catalog_unchanged(pipeline):

@@ -1,35 +1,16 @@
 """One run from S3 upload to catalog rows and seqlane events, on the embedded AWS with the real template,
 handlers, ASL and job runner (DRAGEN replaced by tests/fakes/dragen.py)."""
 
-import gzip
 import json
 import time
 
 import pytest
 
-from seqlane.local.pipeline import LocalPipeline
 from seqlane.local.rerun import failed_samples, rerun_failed
-from tests.conftest import REGION, ROOT
+from tests.integration.conftest import fastq
 
 pytestmark = pytest.mark.integration
 RUN = "241121_A01234_0042_BHXXXXXXXX"
-
-
-def fastq(name: str, reads: int = 4) -> bytes:
-    records = "".join(f"@{name}:{i}\nACGTACGTAC\n+\nFFFFFFFFFF\n" for i in range(reads))
-    return gzip.compress(records.encode(), mtime=0)
-
-
-@pytest.fixture
-def pipeline(aws_credentials, fake_dragen, fake_dragen_exit, tmp_path):
-    with LocalPipeline(
-        ROOT / "template.yaml",
-        REGION,
-        scratch=tmp_path / "scratch",
-        job_environment={"DRAGEN_BIN": str(fake_dragen)},
-        reference_files={"hash_table.cfg": b"reference_version = hg38-v9-r3\n"},
-    ) as local:
-        yield local
 
 
 def upload_run(pipeline, samples=("NA12878", "NA24385"), lanes=(1, 2)):
