@@ -19,6 +19,7 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules
 	AWS_DEFAULT_REGION=eu-west-2 SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint

@@ -13,6 +13,7 @@ import json
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -27,7 +28,7 @@ EXECUTION = ("aws.states", "Step Functions Execution Status Change")
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     from seqlane.adapters.factory import catalog_service, handle_job_state_once
     from seqlane.catalog import UnusableEvent
     from seqlane.settings import CatalogSettings

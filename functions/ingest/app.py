@@ -13,6 +13,7 @@ import json
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -24,7 +25,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     from seqlane.adapters.factory import ingest_service
     from seqlane.closing import UnusableWork, is_work
     from seqlane.ingest import UnusableUpload, WrongRegion

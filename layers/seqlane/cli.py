@@ -284,7 +284,7 @@ def plan(
             objects = s3_objects(source) if source.startswith("s3://") else local_objects(Path(source))
             result = plan(objects)
         except PlanSourceError as err:
-            error = err
+            error: PlanSourceError | None = err
         else:
             error = None
     if error is not None:

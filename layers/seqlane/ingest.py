@@ -438,6 +438,7 @@ class IngestService:
             # A file changed after the sample's manifest was written: the running analysis keeps its inputs, and
             # the new content becomes a new version, started and reported, never mixed into the old one.
             previous = claim.claimed_version
+            assert previous is not None  # OTHER_VERSION names the version the sample holds
             superseded = self.catalog.supersede_manifest(
                 sample.run_id,
                 sample.sample_id,

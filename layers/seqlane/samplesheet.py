@@ -228,8 +228,8 @@ class _Parser:
             columns[key] = documented[0] if len(found) > 1 and documented else found[0][1]
         for column in required:
             if column.casefold() not in columns:
-                found = ",".join(header.fields)
-                raise self.error(f"header has no {column} column (found {found!r})", header.line, section)
+                present = ",".join(header.fields)
+                raise self.error(f"header has no {column} column (found {present!r})", header.line, section)
         return _Table(section, header.line, columns, len(header.fields), rows)
 
     # samples
@@ -348,7 +348,9 @@ class _Parser:
     def default_modality(self, settings: _Section | None) -> str | None:
         modality: str | None = None
         first_line = 0
-        for row in settings.rows if settings is not None else ():
+        if settings is None:
+            return modality
+        for row in settings.rows:
             key = row.fields[0]
             if key.casefold() != "modality":
                 raise self.error(f"unknown setting {key!r} (expected 'Modality,<modality>')", row.line, settings)

@@ -72,7 +72,7 @@ def _from_eventbridge(message: dict) -> UploadedObject:
     return UploadedObject(
         bucket=event.detail.bucket.name,
         key=decoded_key(obj["key"]),
-        size=int(obj.size),
+        size=int(obj["size"]),
         etag=(obj.etag or obj.get("eTag") or "").strip('"'),  # AWS writes "etag"; moto's emulation "eTag"
         sequencer=obj.sequencer,
         region=event.region,

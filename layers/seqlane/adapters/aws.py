@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import ListObjectsV2RequestTypeDef
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 SEQLANE_EVENT_SOURCE = "seqlane"
 # Without s3:ListBucket, S3 answers 403 rather than 404 for a missing key, so both mean "not there for us".
@@ -33,7 +37,7 @@ class S3ObjectStore:
         return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
     def list_page(self, bucket: str, prefix: str, token: str | None, max_keys: int) -> tuple[list[str], str | None]:
-        request = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max_keys}
+        request: ListObjectsV2RequestTypeDef = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max_keys}
         if token:
             request["ContinuationToken"] = token
         response = self.client.list_objects_v2(**request)
@@ -116,7 +120,7 @@ class SqsWorkQueue:
 
     def send(self, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), self._BATCH):
-            entries = [
+            entries: list[SendMessageBatchRequestEntryTypeDef] = [
                 {"Id": str(index), "MessageBody": json.dumps(message, sort_keys=True)}
                 for index, message in enumerate(messages[start : start + self._BATCH])
             ]

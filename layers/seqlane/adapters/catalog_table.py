@@ -20,7 +20,7 @@ import hashlib
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -104,7 +104,7 @@ def _conditional(write, **request) -> tuple[bool, dict[str, Any]]:
     except ClientError as error:
         if not _is_condition_failure(error):
             raise
-        return False, _item(error.response.get("Item", {}))
+        return False, _item(cast(dict[str, Any], error.response.get("Item", {})))  # DynamoDB's item, attribute values
 
 
 def _slot(lane: int, read: int, segment: int = 1) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -14,12 +14,10 @@ from seqlane.catalog import CatalogService
 from seqlane.ingest import IngestService
 from seqlane.settings import CatalogSettings, IngestSettings
 
+
 # Region pinning in code: every client talks to the stack's own region, whatever the caller's defaults say.
-_RETRIES = {"max_attempts": 8, "mode": "adaptive"}
-
-
-def _client(service: str, region: str):
-    return boto3.client(service, region_name=region, config=Config(retries=_RETRIES))
+def _client(service: Literal["dynamodb", "events", "s3", "sqs", "stepfunctions"], region: str):
+    return boto3.client(service, region_name=region, config=Config(retries={"max_attempts": 8, "mode": "adaptive"}))
 
 
 @cache

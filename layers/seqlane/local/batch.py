@@ -145,7 +145,7 @@ class LocalBatchExecutor:
         self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2, thread_name_prefix="local-batch")
         self._active = 0
         self._lock = threading.Lock()
-        self._original = None
+        self._original: Callable[..., None] | None = None  # moto's _mark_job_as_finished while installed
         self._queued: dict[str, tuple[Future, object]] = {}  # job id -> (its future, moto's job), until it starts
         self._processes: dict[str, subprocess.Popen] = {}  # job id -> its running process
         self._ended = threading.Condition(self._lock)  # notified when a job's process is done with
@@ -169,11 +169,12 @@ class LocalBatchExecutor:
                 future = executor._pool.submit(executor._run, self, include_start_attempt, job)
                 executor._queued[job.job_id] = (future, job)
 
-        BatchSimpleBackend._mark_job_as_finished = queue_job
+        # moto's method replaced (moto is pinned: internal API): a job is queued here instead of finished.
+        BatchSimpleBackend._mark_job_as_finished = queue_job  # type: ignore[method-assign]
 
     def uninstall(self) -> None:
         if self._original is not None:
-            BatchSimpleBackend._mark_job_as_finished = self._original
+            BatchSimpleBackend._mark_job_as_finished = self._original  # type: ignore[method-assign]  # moto's, restored
             self._original = None
         self._pool.shutdown(wait=True, cancel_futures=True)
 

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
@@ -59,6 +59,7 @@ class LocalFunction:
         path = self.spec.code_dir / f"{module_file.replace('.', '/')}.py"
         name = f"seqlane_local_fn_{self.spec.logical_id}"
         module_spec = importlib.util.spec_from_file_location(name, path)
+        assert module_spec is not None and module_spec.loader is not None  # a .py path always has its loader
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[name] = module
         module_spec.loader.exec_module(module)
@@ -102,7 +103,7 @@ def patched_environ(values: dict[str, str], cleared: tuple[str, ...] = ()) -> It
                 os.environ[name] = value
 
 
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+def sqs_event(messages: Sequence[Mapping[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
     """The event Lambda's SQS event source mapping hands to a function."""
     return {
         "Records": [

@@ -26,13 +26,17 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from seqlane.local import execution_events, moto_asl, moto_s3_events
 from seqlane.local.batch import LocalBatchExecutor
 from seqlane.local.delivery import QueuePump, patched_environ
 from seqlane.local.stack import LocalStack, deploy
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer  # imported when a host starts
 
 MOTO_CONFIG = {
     "stepfunctions": {"execute_state_machine": True},
@@ -40,7 +44,7 @@ MOTO_CONFIG = {
     "lambda": {"use_docker": False},
 }
 # Batch jobs keep the status the local executor gives them (moto would otherwise jump to SUCCEEDED when read).
-_JOB_TRANSITION = {"model_name": "batch::job", "transition": {"progression": "manual", "times": 2**31}}
+_JOB_TRANSITION: dict[str, Any] = {"model_name": "batch::job", "transition": {"progression": "manual", "times": 2**31}}
 # Credentials for the embedded AWS only: while a host runs, nothing in this process may reach a real account.
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "seqlane-local",
@@ -78,7 +82,7 @@ class PortInUse(OSError):
     """The port asked for on 127.0.0.1 is taken."""
 
 
-def _moto_server(port: int):
+def _moto_server(port: int) -> ThreadedMotoServer:
     """moto's ThreadedMotoServer, except that a port that cannot be bound raises instead of hanging: moto binds in
     its server thread and only sets the ready event after a successful bind."""
     from moto.server import ThreadedMotoServer
@@ -96,6 +100,7 @@ def _moto_server(port: int):
         def start(self) -> None:
             super().start()
             if self.bind_error is not None:
+                assert self._thread is not None  # started by super().start()
                 self._thread.join()
                 error = self.bind_error  # werkzeug turns a failed bind into SystemExit(1), raised from the OSError
                 cause = error if isinstance(error, OSError) else error.__context__
@@ -117,7 +122,7 @@ _JOB_GRACE_SECONDS = 5.0
 
 def _process_table() -> dict[int, tuple[int, list[str]]]:
     """pid -> (parent pid, arguments) of every process this user can see in /proc ({} without /proc)."""
-    table = {}
+    table: dict[int, tuple[int, list[str]]] = {}
     try:
         entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
     except OSError:
@@ -190,9 +195,9 @@ class LocalHost:
         self.workers = workers
         self.endpoint = ""
         self.stack: LocalStack | None = None
-        self._server = None
+        self._server: ThreadedMotoServer | None = None
         self._executor: LocalBatchExecutor | None = None
-        self._environment = None
+        self._environment: AbstractContextManager[None] | None = None
         self._stopping = threading.Event()
         self._pump_thread: threading.Thread | None = None
 
@@ -211,11 +216,11 @@ class LocalHost:
         server = _moto_server(self.port)
         server.start()  # raises PortInUse for a taken port
         self._server = server
-        host, port = self._server.get_host_and_port()
+        host, port = server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
         try:
-            self._environment = local_aws_environment(self.endpoint, self.region)
-            self._environment.__enter__()
+            self._environment = environment = local_aws_environment(self.endpoint, self.region)
+            environment.__enter__()
             self._moto_api("reset", None)
             self._moto_api("config", MOTO_CONFIG)
             self._moto_api("state-manager/set-transition", _JOB_TRANSITION)
@@ -293,7 +298,7 @@ class LocalHost:
         from moto.core.config import default_user_config
         from moto.moto_api import state_manager
 
-        default_user_config.clear()
+        cast(dict[str, Any], default_user_config).clear()  # a plain dict, typed as a TypedDict
         default_user_config.update(self._saved_moto_config)
         state_manager.unset_transition(_JOB_TRANSITION["model_name"])
 

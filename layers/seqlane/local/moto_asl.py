@@ -55,5 +55,6 @@ def _normalise_response(
 
 def install() -> None:
     """Idempotent: patching twice leaves the same two methods in place."""
-    StateTaskService._normalise_parameters = _normalise_parameters
-    StateTaskService._normalise_response = _normalise_response
+    # moto's methods replaced (moto is pinned: internal API).
+    StateTaskService._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
+    StateTaskService._normalise_response = _normalise_response  # type: ignore[method-assign]

@@ -10,13 +10,14 @@ as AWS does (`seqlane.uploads.event_key`); nothing else about the event changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from moto.s3 import notifications
 
 from seqlane.uploads import event_key
 
-_original = None
+_original: Callable[..., None] | None = None  # moto's _send_event_bridge_message while installed
 
 
 class _EncodedKey:
@@ -34,6 +35,7 @@ class _EncodedKey:
 
 
 def _send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+    assert _original is not None  # moto calls this only while installed
     _original(account_id, bucket, event_name, _EncodedKey(key))
 
 

@@ -12,7 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Final
 
 import boto3
 
@@ -22,7 +22,7 @@ from seqlane.manifest import fastq_list_rows
 from seqlane.naming import CompletionMarkerKey, SampleSheetKey, classify_key
 from seqlane.uploads import UploadedObject
 
-PLAN_REGION = "eu-west-2"
+PLAN_REGION: Final = "eu-west-2"
 _INGEST, _RESULTS, _TABLE = "seqlane-plan-ingest", "seqlane-plan-results", "seqlane-plan-catalog"
 _DEFAULT_MODALITY = "germline-wgs"
 

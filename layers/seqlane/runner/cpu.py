@@ -25,10 +25,14 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from seqlane.manifest import Manifest
 from seqlane.runner.dragen import GERMLINE_WGS, EngineError, JobPaths, job_arguments
 from seqlane.runner.fastq import InvalidInput, read_records
+
+if TYPE_CHECKING:
+    import mappy  # the cpu extra, imported where the engine runs
 
 EXIT_TOOL_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -222,7 +226,7 @@ def _pair_flags(hit1, hit2) -> tuple[int, int, int, bool]:
     return flag1, flag2, tlen, proper
 
 
-def _primary(hits) -> tuple[object | None, object | None]:
+def _primary(hits: Iterator[mappy.Alignment]) -> tuple[mappy.Alignment | None, mappy.Alignment | None]:
     first = second = None
     for hit in hits:
         if not hit.is_primary:
@@ -304,7 +308,7 @@ def _index_reference(fasta: Path, tmp_dir: Path) -> Path:
 def duplicate_count(bam: Path) -> int:
     import pysam
 
-    stats = json.loads(pysam.flagstat("-O", "json", str(bam)))
+    stats = json.loads(cast(str, pysam.flagstat("-O", "json", str(bam))))  # a list only with split_lines=True
     return int(stats["QC-passed reads"]["primary duplicates"])
 
 

@@ -18,7 +18,10 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Protocol
 
+_zlib: ModuleType  # isal_zlib or zlib: the same functions and decompress objects
 try:  # ISA-L's inflate is 2-3x zlib's; the result is the same
     from isal import isal_zlib as _zlib
 except ImportError:  # pragma: no cover - isal is a runner dependency, zlib the fallback
@@ -46,6 +49,18 @@ def kind_of(name: str) -> str:
     return "plain"
 
 
+class _Inflate(Protocol):
+    """A decompress object of zlib or isal_zlib."""
+
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def unused_data(self) -> bytes: ...
+    @property
+    def unconsumed_tail(self) -> bytes: ...
+    def decompress(self, data: bytes, max_length: int = 0, /) -> bytes: ...
+
+
 class GzipStream:
     """Inflate a (multi-member) gzip stream chunk by chunk; every member's CRC and length are checked by inflate."""
 
@@ -53,7 +68,7 @@ class GzipStream:
         self.name = name
         self.members = 0
         self.compressed_bytes = 0
-        self._inflate = None
+        self._inflate: _Inflate | None = None
         self._magic = b""
         self._member_output = 0
 

@@ -117,8 +117,8 @@ def _seconds(fields: list[str]) -> float | None:
     clock = _CLOCK.fullmatch(fields[3])
     if clock is None:
         return None
-    hours, minutes, seconds = clock.groups()
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    hours, minutes, clock_seconds = clock.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(clock_seconds)
 
 
 def _put(metrics: dict[str, float | int], key: str, value: float | int | None) -> None:

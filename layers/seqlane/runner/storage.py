@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
@@ -32,6 +33,9 @@ from botocore.exceptions import (
 from s3transfer.exceptions import RetriesExceededError
 
 from seqlane.manifest import parse_s3_uri
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 # Without s3:ListBucket, S3 answers 403 rather than 404 for a missing key, so both mean "not there for us".
 _UNAVAILABLE_CODES = frozenset({"403", "404", "AccessDenied", "NoSuchKey", "NoSuchBucket"})
@@ -219,7 +223,7 @@ class S3Storage:
         with _s3_errors(uri, writing=True):
             upload_id = self._s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32")["UploadId"]
 
-        def send(number: int) -> dict:
+        def send(number: int) -> CompletedPartTypeDef:
             with path.open("rb") as stream:
                 stream.seek((number - 1) * part_size)
                 body = stream.read(part_size)
@@ -232,7 +236,7 @@ class S3Storage:
                     Body=body,
                     ChecksumAlgorithm="CRC32",
                 )
-            part = {"PartNumber": number, "ETag": response["ETag"]}
+            part: CompletedPartTypeDef = {"PartNumber": number, "ETag": response["ETag"]}
             if response.get("ChecksumCRC32"):
                 part["ChecksumCRC32"] = response["ChecksumCRC32"]
             return part
