@@ -51,4 +51,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache seqlane-demo
+	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache seqlane-demo
