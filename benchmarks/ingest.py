@@ -393,6 +393,7 @@ def fanout_run(clients: dict, samples: int) -> dict:
     say(f"setup: fan-out run of {samples} samples in {time.perf_counter() - started:.1f} s")
 
     longest: dict[str, float] = {}
+    durations: dict[str, list[float]] = {}
     invocations: Counter[str] = Counter()
     calls_most: dict[str, int] = {}
 
@@ -402,6 +403,7 @@ def fanout_run(clients: dict, samples: int) -> dict:
         work()
         elapsed = time.perf_counter() - begun
         longest[kind] = max(longest.get(kind, 0.0), elapsed)
+        durations.setdefault(kind, []).append(elapsed)
         calls_most[kind] = max(calls_most.get(kind, 0), sum(stack.calls.values()) - calls_before)
         invocations[kind] += 1
 
@@ -422,6 +424,7 @@ def fanout_run(clients: dict, samples: int) -> dict:
     return {
         "invocations": dict(sorted(invocations.items())),
         "longest_ms": {kind: round(seconds * 1000, 1) for kind, seconds in sorted(longest.items())},
+        "median_ms": {kind: round(statistics.median(times) * 1000, 1) for kind, times in sorted(durations.items())},
         "most_aws_calls": dict(sorted(calls_most.items())),
         "longest_invocation_ms": round(max(longest.values()) * 1000, 1),
         "wall_seconds": round(wall, 1),
