@@ -2,8 +2,9 @@
 
 Two AWS events end an attempt, and either may come first, twice, or late:
 - AWS Batch's "Batch Job State Change" (SUCCEEDED or FAILED) for the attempt's DRAGEN job;
-- Step Functions' "Execution Status Change" (FAILED, TIMED_OUT, ABORTED) for its execution, which is the only
-  word when no job ran or the job never ended (submission refused, timeout, an operator's stop).
+- Step Functions' "Execution Status Change" for its execution: FAILED, TIMED_OUT or ABORTED, the only word when no
+  job ran or the job never ended (submission refused, timeout, an operator's stop); and SUCCEEDED, whose output
+  names the job, so a success whose job event was lost is still cataloged.
 
 Both read the cause from the same place, the runner's own result file of the job's last attempt, so the reason a
 user sees (catalog, AnalysisFailed, CLI) is the runner's or the engine's one line whatever the order. The catalog's
@@ -27,7 +28,8 @@ ANALYSIS_SUCCEEDED = "AnalysisSucceeded"
 ANALYSIS_FAILED = "AnalysisFailed"
 RESULT_SCHEMA = "seqlane.result/1"
 _JOB_FINAL_STATES = ("SUCCEEDED", "FAILED")
-_EXECUTION_FAILURES = {
+_EXECUTION_ENDS = {
+    "SUCCEEDED": SampleStatus.SUCCEEDED,
     "FAILED": SampleStatus.FAILED,
     "TIMED_OUT": SampleStatus.TIMED_OUT,
     "ABORTED": SampleStatus.ABORTED,
@@ -109,13 +111,14 @@ class ExecutionEnd:
     error: str
     cause: str
     analysis: Attempt
+    output: Any = None  # the execution's output (a succeeded one holds its job's JobId and Attempts at $.job)
 
     @classmethod
     def from_detail(cls, detail: dict[str, Any]) -> ExecutionEnd | None:
-        """None for an execution that did not fail (success is cataloged from the Batch job's own event)."""
+        """None for an execution that has not ended."""
         status = detail.get("status")
-        if status not in _EXECUTION_FAILURES:
-            if status in ("SUCCEEDED", "RUNNING"):
+        if status not in _EXECUTION_ENDS:
+            if status == "RUNNING":
                 return None
             raise UnusableEvent(f"execution {detail.get('executionArn')} has unknown status {status!r}")
         try:
@@ -127,9 +130,14 @@ class ExecutionEnd:
         missing = [name for name in ("run_id", "sample_id", "version") if not execution_input.get(name)]
         if missing:
             raise UnusableEvent(f"execution {detail.get('executionArn')} input has no seqlane fields {missing}")
+        try:
+            output = json.loads(detail["output"]) if detail.get("output") else None
+        except json.JSONDecodeError:
+            output = None
         return cls(
+            output=output,
             execution_arn=detail.get("executionArn", ""),
-            status=_EXECUTION_FAILURES[status],
+            status=_EXECUTION_ENDS[status],
             error=detail.get("error") or "",
             cause=detail.get("cause") or "",
             analysis=Attempt(
@@ -154,13 +162,18 @@ def _attempt_number(value: Any, where: str) -> int:
 
 
 def _batch_attempt(item: dict[str, Any]) -> dict[str, Any]:
-    container = item.get("container") or {}
+    """One Batch attempt, from a job event (camelCase) or a `.sync` result (PascalCase)."""
+
+    def field(source: dict[str, Any], name: str) -> Any:
+        return source.get(name, source.get(name[0].upper() + name[1:]))
+
+    container = field(item, "container") or {}
     return {
-        "started_at": item.get("startedAt"),
-        "stopped_at": item.get("stoppedAt"),
-        "status_reason": item.get("statusReason") or container.get("reason"),
-        "exit_code": container.get("exitCode"),
-        "log_stream": container.get("logStreamName"),
+        "started_at": field(item, "startedAt"),
+        "stopped_at": field(item, "stoppedAt"),
+        "status_reason": field(item, "statusReason") or field(container, "reason"),
+        "exit_code": field(container, "exitCode"),
+        "log_stream": field(container, "logStreamName"),
     }
 
 
@@ -199,7 +212,9 @@ class CatalogService:
 
     # ---- Batch's "Batch Job State Change"
     def handle_job_state(self, detail: dict[str, Any]) -> dict[str, Any]:
-        job = JobState.from_detail(detail)
+        return self._job_ended(JobState.from_detail(detail))
+
+    def _job_ended(self, job: JobState) -> dict[str, Any]:
         result_uri, result, problem = self._result(job.analysis, job.job_id, job.last_batch_attempt)
         base = {
             "job_id": job.job_id,
@@ -224,6 +239,13 @@ class CatalogService:
         end = ExecutionEnd.from_detail(detail)
         if end is None:
             return {"status": detail.get("status"), "published": False}
+        if end.status is SampleStatus.SUCCEEDED:
+            # Its job succeeded: the job's own event catalogs it. Should that event never come (lost, or
+            # dead-lettered), this one does, from the same result file; whichever is first enters the state.
+            job = _job_in_output(end)
+            if job is None:
+                raise UnusableEvent(f"succeeded execution {end.execution_arn} names no Batch job in its output")
+            return self._job_ended(job)
         details: dict[str, Any] = {"execution_arn": end.execution_arn}
         if end.status is SampleStatus.TIMED_OUT:
             reason = "the analysis passed the state machine's time limit and was stopped"
@@ -380,6 +402,25 @@ def _diagnosis(result: dict[str, Any] | None) -> dict[str, Any]:
     if not result:
         return {}
     return {name: result[name] for name in ("inputs", "reconciliation", "runner_exit_code") if name in result}
+
+
+def _job_in_output(end: ExecutionEnd) -> JobState | None:
+    """The Batch job a succeeded execution ran, from its output's `job` (the state machine keeps JobId, Status and
+    Attempts of the `.sync` result there)."""
+    job = end.output.get("job") if isinstance(end.output, dict) else None
+    if not isinstance(job, dict) or not isinstance(job.get("JobId"), str) or job.get("Status") != "SUCCEEDED":
+        return None
+    attempts = tuple(_batch_attempt(item) for item in job.get("Attempts") or () if isinstance(item, dict))
+    exit_code = attempts[-1]["exit_code"] if attempts else None
+    return JobState(
+        job_id=job["JobId"],
+        job_name=end.analysis.execution_name,
+        status="SUCCEEDED",
+        status_reason="",
+        exit_code=exit_code,
+        analysis=end.analysis,
+        batch_attempts=attempts,
+    )
 
 
 def _job_in_cause(cause: str) -> tuple[str, int, int | None, str | None] | None:

@@ -454,10 +454,32 @@ def test_catalog_service_rejects_unusable_execution_events(world, change):
     assert world.sample_item()["status"] == "MANIFESTED"
 
 
-def test_catalog_service_ignores_succeeded_executions(world):
-    # Given a succeeded execution (its job's own event catalogs the analysis), When it is handled
-    summary = world.service.handle_execution_status(execution_event("SUCCEEDED"))
+def succeeded_execution(job_id: str = JOB_ID) -> dict[str, Any]:
+    """A succeeded execution's event: its output keeps the `.sync` job's JobId, Status and Attempts at $.job."""
+    job = {"JobId": job_id, "Status": "SUCCEEDED", "Attempts": [{"Container": {"ExitCode": 0}, "StartedAt": 1}]}
+    output = {**json.loads(execution_event("SUCCEEDED")["input"]), "job": job}
+    return execution_event("SUCCEEDED", output=json.dumps(output))
 
-    # Then nothing changes
-    assert summary == {"status": "SUCCEEDED", "published": False}
+
+def test_catalog_service_succeeded_execution_catalogs_a_job_whose_own_event_never_came(world):
+    # Given a job that succeeded and wrote its result file, but whose Batch event was lost
+    world.put_result()
+
+    # When only the execution's SUCCEEDED status change arrives (twice), then the job's event late
+    first = world.service.handle_execution_status(succeeded_execution())
+    world.service.handle_execution_status(succeeded_execution())
+    world.service.handle_job_state(job_detail("SUCCEEDED"))
+
+    # Then the sample SUCCEEDED from the same result file, and AnalysisSucceeded was published once
+    sample = world.sample_item()
+    assert (sample["status"], sample["job_id"], sample["output_count"]) == ("SUCCEEDED", JOB_ID, 3)
+    assert sample["batch_attempts"][0]["exit_code"] == 0
+    assert [e["detail-type"] for e in world.published()] == ["AnalysisSucceeded"]
+    assert first["published"] is True
+
+
+def test_catalog_service_rejects_a_succeeded_execution_without_its_job(world):
+    # Given a succeeded execution whose output names no job, When it is handled, Then it is unusable
+    with pytest.raises(UnusableEvent, match="names no Batch job"):
+        world.service.handle_execution_status(execution_event("SUCCEEDED", output=json.dumps({"run_id": RUN})))
     assert world.sample_item()["status"] == "MANIFESTED"
