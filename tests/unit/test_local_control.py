@@ -56,7 +56,8 @@ def _write_state(
     path.write_text(json.dumps(state))
 
 
-def _spawn(arguments: list[str]) -> Iterator[subprocess.Popen]:
+def spawn_process(arguments: list[str]) -> Iterator[subprocess.Popen]:
+    """Start `arguments` and yield the process once it has exec'd; kill it afterwards (for fixtures)."""
     process = subprocess.Popen(arguments)
     try:
         deadline = time.monotonic() + 10
@@ -73,13 +74,15 @@ def _spawn(arguments: list[str]) -> Iterator[subprocess.Popen]:
 @pytest.fixture
 def fake_host() -> Iterator[subprocess.Popen]:
     """A process whose command line is a background host's (entrypoint and token), that does nothing."""
-    yield from _spawn([sys.executable, "-c", "import time; time.sleep(120)", "seqlane.local.host", "--token", TOKEN])
+    yield from spawn_process(
+        [sys.executable, "-c", "import time; time.sleep(120)", "seqlane.local.host", "--token", TOKEN]
+    )
 
 
 @pytest.fixture
 def unrelated() -> Iterator[subprocess.Popen]:
     """A real process that has nothing to do with seqlane."""
-    yield from _spawn(["sleep", "60"])
+    yield from spawn_process(["sleep", "60"])
 
 
 def _dead_pid() -> int:

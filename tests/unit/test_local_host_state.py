@@ -14,22 +14,9 @@ import pytest
 
 from seqlane.local.control import process_command_line
 from seqlane.local.host import _claim_state_file, _release_state_file, job_processes, terminate_job_processes
+from tests.unit.test_local_control import spawn_process as _spawn
 
 TOKEN = "fedcba9876543210fedcba9876543210"
-
-
-def _spawn(arguments: list[str]) -> Iterator[subprocess.Popen]:
-    process = subprocess.Popen(arguments)
-    try:
-        deadline = time.monotonic() + 10
-        while process_command_line(process.pid) != arguments:
-            assert time.monotonic() < deadline, "the test process did not start"
-            time.sleep(0.01)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
 
 
 @pytest.fixture
