@@ -451,8 +451,11 @@ class IngestService:
                 return Outcome(Disposition.WAITING, key, sample.run_id, sample.sample_id, "sample version moved on")
         self.store.put_text(self.results_bucket, manifest.fastq_list_key, manifest.fastq_list_csv(), "text/csv")
         self.store.put_text(self.results_bucket, manifest.manifest_key, manifest.to_json(), "application/json")
-        # Attempt 1 of a version; a failed analysis run again is started by seqlane.attempts with its number.
-        self.orchestrator.start_analysis(manifest.execution_name, manifest.execution_input(1))
+        # Attempt 1 of a new version; the sample's own attempt of this version when seqlane.attempts moved it on
+        # and crashed before the start (a redelivered event must start that attempt, not mark attempt 1 again).
+        attempt = sample.attempt if sample.manifest_version == manifest.version else 1
+        execution_name = manifest.execution_name_for(attempt)
+        self.orchestrator.start_analysis(execution_name, manifest.execution_input(attempt))
         # Starting is idempotent (same name and input), so a redelivered event may start "again": the catalog
         # decides which invocation reports the start.
         first = self.catalog.mark_execution_started(sample.run_id, sample.sample_id, manifest.version)
@@ -461,7 +464,7 @@ class IngestService:
             run_id=manifest.run_id,
             sample_id=manifest.sample_id,
             version=manifest.version,
-            execution_name=manifest.execution_name,
+            execution_name=execution_name,
         )
         if previous is not None and first:
             self.events.publish(
@@ -472,14 +475,14 @@ class IngestService:
                     "previous_version": previous,
                     "version": manifest.version,
                     "manifest_uri": manifest.manifest_uri,
-                    "execution_name": manifest.execution_name,
+                    "execution_name": execution_name,
                 },
             )
         if not first:
             disposition = Disposition.ALREADY_STARTED
         else:
             disposition = Disposition.REUPLOADED if previous is not None else Disposition.STARTED
-        return Outcome(disposition, key, sample.run_id, sample.sample_id, manifest.version, (manifest.execution_name,))
+        return Outcome(disposition, key, sample.run_id, sample.sample_id, manifest.version, (execution_name,))
 
     def _ignore(self, run_id: str | None, key: str, reason: str) -> Outcome:
         if self.catalog.record_ignored(run_id or UNSORTED_RUN, key, reason):  # one event per file, not per delivery

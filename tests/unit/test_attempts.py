@@ -135,3 +135,36 @@ def test_attempts_late_outcome_of_the_previous_attempt_changes_nothing(world):
     # And attempt 2's own outcome is
     fail(world, attempt=2)
     assert world.sample_item()["status"] == "FAILED"
+
+
+def test_attempts_retry_that_crashed_before_its_start_is_started_by_a_redelivered_upload(world):
+    # Given a failed sample moved to attempt 2, with Step Functions unreachable at the moment of the start
+    from seqlane.ingest import Disposition, IngestService
+    from seqlane.uploads import UploadedObject
+
+    fail(world)
+    world.orchestrator.fail_next = True
+    with pytest.raises(ConnectionError):
+        world.attempts.retry(RUN, SAMPLE)
+    ingest = IngestService(
+        catalog=world.catalog,
+        store=world.service.store,
+        orchestrator=world.orchestrator,
+        events=world.service.events,
+        ingest_bucket="ingest",
+        results_bucket=BUCKET,
+        region="eu-west-2",
+        dragen_version="4.3.6",
+        reference_uri="s3://refs/hg38/",
+    )
+    world.catalog.declare_sample(RUN, SAMPLE, frozenset({1}), False, "germline-wgs")
+
+    # When the sample's upload event is delivered again
+    file = world.manifest.files[0]
+    outcome = ingest.handle(UploadedObject("ingest", file.key, file.size, file.etag, "001", "eu-west-2"))
+
+    # Then it starts attempt 2 (not attempt 1's name again, which would leave attempt 2 never started)
+    assert outcome.disposition is Disposition.STARTED, outcome
+    ((name, execution_input),) = world.orchestrator.started
+    assert (name, execution_input["attempt"]) == (world.manifest.execution_name + "-a2", 2)
+    assert world.sample_item()["attempt"] == 2 and "execution_started_at" in world.sample_item()

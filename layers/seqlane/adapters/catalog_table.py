@@ -182,6 +182,7 @@ def sample_from_item(item: dict[str, Any]) -> SampleRecord:
         paired=item.get("paired"),
         modality=item.get("modality"),
         started="execution_started_at" in item,
+        attempt=int(item.get("attempt", 1)),
         slot_claims=claims,
         folder_owners=frozenset(item.get("folder_owners", ())),
         conflicts_reported=frozenset(item.get("conflicts_reported", ())),
