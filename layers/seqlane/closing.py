@@ -24,9 +24,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from seqlane.naming import FastqKey, classify_key
-from seqlane.ports import Slot
-
 WORK = "seqlane_work"  # the key that tells a work message from an S3 event
 CLOSE_RUN, ADVANCE_RUN, ADVANCE_SAMPLE = "close-run", "advance-run", "advance-sample"
 DECLARE_SAMPLES = "declare-samples"
@@ -49,28 +46,3 @@ def work_kind(message: dict[str, Any]) -> str:
     if kind not in WORK_KINDS or not isinstance(message.get("run_id"), str) or not message["run_id"]:
         raise UnusableWork(f"not a seqlane work message: {WORK}={kind!r}, run_id={message.get('run_id')!r}")
     return kind
-
-
-SampleSlots = dict[str, set[Slot]]
-
-
-def listed_slots(keys: list[str]) -> SampleSlots:
-    """The FASTQ slots each sample has among `keys` (one page of the run folder's listing)."""
-    slots: SampleSlots = {}
-    for key in keys:
-        kind = classify_key(key)
-        if isinstance(kind, FastqKey):
-            name = kind.name
-            slots.setdefault(name.sample_id, set()).add((name.lane or 1, name.read_number, name.segment))
-    return slots
-
-
-def slots_to_json(slots: set[Slot]) -> list[list[int]]:
-    return [list(slot) for slot in sorted(slots)]
-
-
-def slots_from_json(value: Any) -> set[Slot]:
-    try:
-        return {(int(lane), int(read), int(segment)) for lane, read, segment in value}
-    except (TypeError, ValueError) as error:
-        raise UnusableWork(f"slots {value!r} are not [lane, read, segment] triples") from error

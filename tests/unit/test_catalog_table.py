@@ -221,7 +221,7 @@ def test_move_files_re_attributes_a_recorded_file_to_its_sample(catalog):
     # Given a file recorded under a Sample_Name before the sheet arrived
     file = FastqFile(f"{RUN}/A1/tissue_S1_L001_R1_001.fastq.gz", 1, 1, 10, "e")
     catalog.record_fastq(RUN, "tissue", file, "0001", folder="A1")
-    catalog.expect_reads(RUN, "tissue", {(1, 1, 1)})
+    catalog.record_listing(RUN, "tissue", {(1, 1, 1): frozenset({file.key})})
     # When it is moved to sample A1
     catalog.move_files(RUN, "tissue", "A1", {file.key})
     # Then A1 holds it, and the name's record holds nothing (not even the listing's expectations)
@@ -262,13 +262,13 @@ def test_hold_in_conflict_refuses_claims_until_released_and_never_holds_a_manife
     assert catalog.sample(RUN, SAMPLE).status is SampleStatus.MANIFESTED
 
 
-def test_record_listed_claims_keeps_the_claims_events_wrote(catalog):
+def test_record_listing_keeps_the_claims_events_wrote(catalog):
     # Given one key's event recorded as a claim already (its slot taken by another key)
     catalog.record_fastq(RUN, SAMPLE, fastq(1, 1), "0001")
     catalog.record_fastq(RUN, SAMPLE, other(1, 1), "0002")
     # When the listing names both keys and a third one for that slot
     third = other(1, 1, number=3)
-    catalog.record_listed_claims(RUN, SAMPLE, (1, 1, 1), {fastq(1, 1).key, other(1, 1).key, third.key})
+    catalog.record_listing(RUN, SAMPLE, {(1, 1, 1): frozenset({fastq(1, 1).key, other(1, 1).key, third.key})})
     # Then three keys claim it, and the claims from events keep their size and ETag
     claims = catalog.sample(RUN, SAMPLE).slot_claims[(1, 1, 1)]
     assert sorted(claims) == sorted([fastq(1, 1).key, other(1, 1).key, third.key])
@@ -288,7 +288,7 @@ def test_samples_of_run_records_of_a_sample_name_are_not_samples(catalog):
 def test_drop_keys_never_puts_a_listed_claim_without_its_event_in_the_slot(catalog):
     # Given L001 R1 held by one key, and a second key known only from the marker's listing
     catalog.record_fastq(RUN, SAMPLE, fastq(1, 1), "0001")
-    catalog.record_listed_claims(RUN, SAMPLE, (1, 1, 1), {fastq(1, 1).key, other(1, 1).key})
+    catalog.record_listing(RUN, SAMPLE, {(1, 1, 1): frozenset({fastq(1, 1).key, other(1, 1).key})})
     # When the holder is deleted (dropped)
     sample = catalog.drop_keys(RUN, SAMPLE, {fastq(1, 1).key})
     # Then the slot waits for the other key's own event (size and ETag), which then takes it

@@ -32,10 +32,6 @@ class S3ObjectStore:
             if error.response["Error"]["Code"] not in ("PreconditionFailed", "412"):
                 raise
 
-    def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
-
     def list_page(self, bucket: str, prefix: str, token: str | None, max_keys: int) -> tuple[list[str], str | None]:
         request: ListObjectsV2RequestTypeDef = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max_keys}
         if token:

@@ -351,24 +351,6 @@ class DynamoCatalog:
         )
         return sample_from_item(_item(response["Attributes"]))
 
-    def record_listed_claims(self, run_id: str, sample_id: str, slot: Slot, keys: set[str]) -> None:
-        """The run folder's listing shows several keys for one slot: each is recorded as a claim (size and ETag
-        unknown until its own event, which then takes precedence), so the sample is in conflict before it can start."""
-        names, values, sets = {}, {}, []
-        for number, key in enumerate(sorted(keys)):
-            names[f"#c{number}"] = _claim(slot, key)
-            lane, read, segment = slot
-            listed = {"key": key, "lane": lane, "read": read, "segment": segment, "size": 0, "etag": ""}
-            values[f":c{number}"] = listed | {"ordering": "", "recorded_at": _now()}
-            sets.append(f"#c{number} = if_not_exists(#c{number}, :c{number})")
-        self.client.update_item(
-            TableName=self.table_name,
-            Key=self._key(run_id, f"SAMPLE#{sample_id}"),
-            UpdateExpression="SET " + ", ".join(sets),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=_values(values),
-        )
-
     def add_folder_owners(self, run_id: str, file_sample: str, sample_ids: set[str]) -> None:
         """A v1 sheet: files named `file_sample` (a Sample_Name) in a `<id>/` folder belong to Sample_ID `id`."""
         self.client.update_item(
@@ -379,17 +361,30 @@ class DynamoCatalog:
         )
 
     def move_files(self, run_id: str, source: str, target: str, keys: set[str]) -> None:
-        """Re-attribute files recorded under `source` (a Sample_Name) to sample `target`: each is recorded under
-        `target` as its own event would be, then dropped from `source`."""
+        """Re-attribute files recorded under `source` (a Sample_Name) to sample `target`: each file an event
+        recorded is recorded under `target` as its own event would be (never the size-less claim the marker's
+        listing made for the same key), a key known only from the listing is listed for `target`, then all of
+        them are dropped from `source`."""
         item = self._sample_item(run_id, source)
-        values = {
-            value["key"]: value
-            for name, value in item.items()
-            if name.startswith((_SLOT_PREFIX, _CLAIM_PREFIX)) and value["key"] in keys
-        }
-        for value in values.values():
+        recorded: dict[str, dict[str, Any]] = {}
+        listed: dict[Slot, set[str]] = {}
+        for name, value in item.items():
+            if not name.startswith((_SLOT_PREFIX, _CLAIM_PREFIX)) or value["key"] not in keys:
+                continue
+            if value.get("ordering"):  # from the key's own event
+                recorded[value["key"]] = value
+            else:
+                listed.setdefault((int(value["lane"]), int(value["read"]), int(value.get("segment", 1))), set()).add(
+                    value["key"]
+                )
+        for value in recorded.values():
             self._record_value(run_id, target, value)
-        self.drop_keys(run_id, source, set(values))
+        only_listed = {
+            slot: frozenset(found - set(recorded)) for slot, found in listed.items() if found - set(recorded)
+        }
+        if only_listed:
+            self.record_listing(run_id, target, only_listed)
+        self.drop_keys(run_id, source, set(recorded) | {key for found in listed.values() for key in found})
 
     def drop_keys(self, run_id: str, sample_id: str, keys: set[str]) -> SampleRecord:
         """Forget these keys of the sample (moved to another sample, or no longer in the run folder): a slot
@@ -502,14 +497,6 @@ class DynamoCatalog:
                     ":modality": modality,
                 }
             ),
-        )
-
-    def expect_reads(self, run_id: str, sample_id: str, slots: set[Slot]) -> None:
-        self.client.update_item(
-            TableName=self.table_name,
-            Key=self._key(run_id, f"SAMPLE#{sample_id}"),
-            UpdateExpression="ADD expected_slots :slots",
-            ExpressionAttributeValues=_values({":slots": {_slot(*slot) for slot in slots}}),
         )
 
     def record_listing(self, run_id: str, sample_id: str, listed: dict[Slot, frozenset[str]]) -> None:
