@@ -227,11 +227,8 @@ class CatalogService:
             return self._succeed(job, result, base)
         if job.status == "SUCCEEDED":
             reason = f"the job succeeded but its result file {result_uri} {problem}"
-        elif result is not None and result.get("error"):
-            reason = str(result["error"])
         else:
-            code = f" (exit code {job.exit_code})" if job.exit_code is not None else ""
-            reason = f"Batch: {job.status_reason or 'no reason given'}{code}; no runner result file ({problem})"
+            reason = _job_failure_reason(result, problem, job.status_reason, job.exit_code)
         return self._fail(job.analysis, SampleStatus.FAILED, "JobFailed", reason, {**base, **_diagnosis(result)})
 
     # ---- Step Functions' "Execution Status Change"
@@ -263,11 +260,7 @@ class CatalogService:
         if job is not None:
             job_id, batch_attempts, exit_code, status_reason = job
             result_uri, result, problem = self._result(end.analysis, job_id, batch_attempts)
-            if result is not None and result.get("error"):
-                reason = str(result["error"])
-            else:
-                code = f" (exit code {exit_code})" if exit_code is not None else ""
-                reason = f"Batch: {status_reason or 'no reason given'}{code}; no runner result file ({problem})"
+            reason = _job_failure_reason(result, problem, status_reason, exit_code)
             details = {
                 "job_id": job_id,
                 "exit_code": exit_code,
@@ -395,6 +388,19 @@ class CatalogService:
         )
         self.catalog.mark_outcome_published(analysis.run_id, analysis.sample_id, analysis.version, analysis.attempt)
         return {"status": status.value, "published": True, "reason": reason}
+
+
+def _job_failure_reason(
+    result: dict[str, Any] | None, problem: str | None, status_reason: str | None, exit_code: int | None
+) -> str:
+    """Why a failed job failed: the runner's own line when its result file has one, else what Batch said."""
+    if result is not None and result.get("error"):
+        return str(result["error"])
+    code = f" (exit code {exit_code})" if exit_code is not None else ""
+    batch = f"Batch: {status_reason or 'no reason given'}{code}"
+    if result is None:
+        return f"{batch}; no runner result file ({problem})"
+    return f"{batch}; the runner's result file gives no error (status {result.get('status')!r})"
 
 
 def _diagnosis(result: dict[str, Any] | None) -> dict[str, Any]:

@@ -107,6 +107,11 @@ def _conditional(write, **request) -> tuple[bool, dict[str, Any]]:
         return False, _item(cast(dict[str, Any], error.response.get("Item", {})))  # DynamoDB's item, attribute values
 
 
+def _same_attempt(attempt: int) -> str:
+    """The condition that the sample is on analysis attempt `:attempt` (a sample without one is on attempt 1)."""
+    return "attempt = :attempt" + (" OR attribute_not_exists(attempt)" if attempt == 1 else "")
+
+
 def _slot(lane: int, read: int, segment: int = 1) -> str:
     return f"{_SLOT_PREFIX}L{lane:03d}#R{read}" + (f"#{segment:03d}" if segment > 1 else "")
 
@@ -713,7 +718,7 @@ class DynamoCatalog:
         from the same final state while its event is unpublished (a crash between the write and the publish)."""
         finals = sorted(s.value for s in FINAL_STATUSES)
         final_names = {f":final{i}": value for i, value in enumerate(finals)}
-        same_attempt = "attempt = :attempt" + (" OR attribute_not_exists(attempt)" if attempt == 1 else "")
+        same_attempt = _same_attempt(attempt)
         assignments = "".join(f", #d_{name} = :d_{name}" for name in details)
         applied, _ = _conditional(
             self.client.update_item,
@@ -738,7 +743,7 @@ class DynamoCatalog:
         return applied
 
     def mark_outcome_published(self, run_id: str, sample_id: str, version: str, attempt: int) -> None:
-        same_attempt = "attempt = :attempt" + (" OR attribute_not_exists(attempt)" if attempt == 1 else "")
+        same_attempt = _same_attempt(attempt)
         _conditional(
             self.client.update_item,
             TableName=self.table_name,
@@ -767,7 +772,7 @@ class DynamoCatalog:
 
     def begin_attempt(self, run_id: str, sample_id: str, version: str, attempt: int, execution_name: str) -> bool:
         retryable = {f":retryable{i}": status.value for i, status in enumerate(sorted(RETRYABLE_STATUSES))}
-        same_attempt = "attempt = :attempt" + (" OR attribute_not_exists(attempt)" if attempt == 1 else "")
+        same_attempt = _same_attempt(attempt)
         applied, _ = _conditional(
             self.client.update_item,
             TableName=self.table_name,
