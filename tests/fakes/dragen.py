@@ -30,6 +30,9 @@ for name in (
 ):
     parser.add_argument(name, required=True, choices=["true"])
 args = parser.parse_args()
+# The job's duration comes first: a job interrupted while it runs is interrupted whatever its inputs (a longer job
+# must not cost more transitions either).
+time.sleep(float(os.environ.get("FAKE_DRAGEN_SECONDS", "0")))
 
 assert (Path(args.ref_dir) / "hash_table.cfg").is_file(), "no hash_table.cfg in --ref-dir"
 assert Path(args.intermediate_results_dir).is_dir(), "no intermediate results dir"
@@ -53,7 +56,6 @@ out, prefix = Path(args.output_directory), args.output_file_prefix
 summary = f"MAPPING/ALIGNING SUMMARY,,Total input reads,{total_reads},100.00\n"
 (out / f"{prefix}.mapping_metrics.csv").write_text(summary)
 (out / "qc" / f"{prefix}.wgs_coverage_metrics.csv").write_text("COVERAGE SUMMARY,,Average coverage,30.1\n")
-time.sleep(float(os.environ.get("FAKE_DRAGEN_SECONDS", "0")))  # a longer job must not cost more transitions
 exit_code = int(os.environ.get("FAKE_DRAGEN_EXIT", "0"))
 if exit_code:
     print(f"fake dragen: ERROR: simulated failure, exiting with {exit_code}", file=sys.stderr, flush=True)
